@@ -1,0 +1,14 @@
+"""emotions-hf: the eMotions dataset and AV-CANet, the Hugging Face way.
+
+Importing the package registers AV-CANet with the Auto classes and the "video-emotion" pipeline.
+"""
+
+from transformers import AutoConfig
+
+from .configuration_avcanet import AVCANetConfig
+from .labels import EMOTIONS, LABEL_SETS, LabelSet, get_label_set
+
+AutoConfig.register(AVCANetConfig.model_type, AVCANetConfig)
+
+__version__ = "0.1.0"
+__all__ = ["AVCANetConfig", "EMOTIONS", "LABEL_SETS", "LabelSet", "get_label_set"]
