@@ -12,3 +12,15 @@ AutoConfig.register(AVCANetConfig.model_type, AVCANetConfig)
 
 __version__ = "0.1.0"
 __all__ = ["AVCANetConfig", "EMOTIONS", "LABEL_SETS", "LabelSet", "get_label_set"]
+
+from transformers import AutoModel, AutoModelForVideoClassification
+
+from .modeling_avcanet import AVCANetForVideoClassification, AVCANetModel
+
+AutoModel.register(AVCANetConfig, AVCANetModel)
+AutoModelForVideoClassification.register(AVCANetConfig, AVCANetForVideoClassification)
+# A saved or pushed model carries its code (config.json auto_map + the .py files) for trust_remote_code=True.
+AVCANetConfig.register_for_auto_class()
+AVCANetModel.register_for_auto_class("AutoModel")
+AVCANetForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+__all__ += ["AVCANetForVideoClassification", "AVCANetModel"]

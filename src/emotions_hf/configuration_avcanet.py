@@ -45,8 +45,9 @@ class AVCANetConfig(PreTrainedConfig):
         audio_stem_kernel (`tuple[int]`, (7, 1)) / audio_stem_stride (`tuple[int]`, (2, 1)): the
             authors' first conv over (time, coefficient).
         hidden_size (`int`, 512): C1, the width of F_v, F_a and the whole LGF module.
-        lgf_window_sizes (`tuple[int]`, (2, 4)): LISF level windows d_l (|j − t| ≤ d_l; the authors use
-            d_l = 2^l); their number is the number of pyramid levels L.
+        lgf_window_sizes (`tuple[int]`, (1, 2)): LISF level windows d_l (snippet t attends to |j − t| ≤ d_l);
+            their number is the number of pyramid levels L. The authors' code uses d_l = 2^l for the
+            0-based level l, with L = 2 ("two attentive pyramid layers", paper §4.2).
         lgf_num_heads (`int`, 8): heads of the LISF and GLCF attention.
         lgf_dropout (`float`, 0.5): dropout inside the LGF module.
         fusion (`str`, "mid_concat"): one of "mid_concat", "gated", "ew_multiply", "sum", "neural".
@@ -86,7 +87,7 @@ class AVCANetConfig(PreTrainedConfig):
         audio_stem_kernel=(7, 1),
         audio_stem_stride=(2, 1),
         hidden_size=512,
-        lgf_window_sizes=(2, 4),
+        lgf_window_sizes=(1, 2),
         lgf_num_heads=8,
         lgf_dropout=0.5,
         fusion="mid_concat",

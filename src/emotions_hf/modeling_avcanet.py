@@ -1,0 +1,535 @@
+"""AV-CANet (eMotions paper §4) as a transformers model.
+
+Video: Video Swin-T per snippet -> Linear -> F_v (B, s, C1). Audio: ResNet-34 per MFCC chunk -> Linear + BatchNorm
++ Tanh -> F_a (B, s, C1). Local-Global Fusion: LISF (windowed self- and shared cross-modal attention, gated fusion,
+dilated residual blocks, selectively cross-aggregative integration; Eq. 4-11), then GLCF (global cross-modal
+attention, residual, mean over snippets; Eq. 12-13), then a fusion head (Mid-Concat, Eq. 14, or a Table 7
+ablation).
+
+Every attention runs through `F.scaled_dot_product_attention`, batched over videos and snippets.
+
+Interpretations the paper leaves open (documented so results are comparable):
+- LISF level l (0-based) attends within |j - t| <= `config.lgf_window_sizes[l]`; its dilated residual block uses
+  dilation 2^l, as the authors' released code (which also uses the windows 2^l, i.e. (1, 2)).
+- The selectively cross-aggregative integration attends over the L level weights of one snippet (L tokens of
+  dimension 1), video weights querying audio weights and vice versa with one shared set of 1x1 projections, and
+  adds the result to the weights (a residual, as the authors' code).
+- GLCF uses one attention for both directions (as the authors' code) and a Linear per modality.
+- Dropout (`lgf_dropout`) is applied to the residual branches of the LISF attention blocks and inside their
+  feed-forward layers, not to attention probabilities.
+
+Videos without sound (`audio_mask` False) give a well-defined result: their MFCC chunks never enter the audio
+encoder (F_a = 0, no BatchNorm statistics), every cross-modal message from audio into video is zeroed (so video
+tokens keep only their residual path), the video keeps its own level weights in the integration, and E_a = 0.
+The video path is then independent of the audio input and, for the linear fusions, the audio contribution to the
+logits is exactly 0 (`logits == visual_logits + bias`, `audio_logits == 0`). The multi-task audio loss skips them.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel, ResNetConfig, ResNetModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_avcanet import LINEAR_FUSIONS, AVCANetConfig
+from .loss_avcanet import AVCANetLoss, EPCELoss
+from .modeling_video_swin import VideoSwin3DModel, VideoSwinWindowAttention3D, relative_position_index
+
+VIDEO, AUDIO = "video", "audio"
+
+
+@functools.lru_cache(maxsize=64)
+def window_mask(num_snippets: int, window: int, device: torch.device) -> torch.Tensor:
+    """(s, s) boolean SDPA mask, True where snippet t may attend to snippet j: the window |j - t| <= d.
+
+    Cached per (s, d, device); created outside inference mode so a mask first built by a pipeline can later be
+    saved for backward by training.
+    """
+    with torch.inference_mode(False):
+        index = torch.arange(num_snippets, device=device)
+        return (index[:, None] - index[None, :]).abs() <= window
+
+
+def modalities_of(config: AVCANetConfig) -> tuple[str, ...]:
+    return tuple(m for m, used in ((VIDEO, config.uses_video), (AUDIO, config.uses_audio)) if used)
+
+
+@dataclass
+class AVCANetModelOutput(ModelOutput):
+    """Outputs of [`AVCANetModel`].
+
+    Args:
+        video_embeds / audio_embeds (`torch.FloatTensor` of shape `(B, hidden_size)`): E_v^4 / E_a^4, the pooled
+            video and audio representations (None for a modality the config does not use; E_a = 0 without sound).
+        video_snippet_embeds / audio_snippet_embeds (`torch.FloatTensor` of shape `(B, s, hidden_size)`): F_v / F_a,
+            the encoder features per snippet before the LGF module.
+    """
+
+    video_embeds: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+    video_snippet_embeds: torch.FloatTensor | None = None
+    audio_snippet_embeds: torch.FloatTensor | None = None
+
+
+@dataclass
+class AVCANetVideoClassifierOutput(ModelOutput):
+    """Outputs of [`AVCANetForVideoClassification`].
+
+    Args:
+        loss (`torch.FloatTensor`, *optional*): total loss (with multi-task: fused + visual + audio terms).
+        logits (`torch.FloatTensor` of shape `(B, num_labels)`): the fused prediction.
+        visual_logits / audio_logits (`torch.FloatTensor` of shape `(B, num_labels)`): the bias-free visual and audio
+            terms of a linear head (`logits == visual_logits + audio_logits + bias` for "mid_concat" and "sum"; a
+            single-modality model reports its own term); None for the non-linear fusions.
+        fused_loss / visual_loss / audio_loss (`torch.FloatTensor`, *optional*): the loss terms; None when not
+            computed (no labels, no multi-task, or no sample with audio for `audio_loss`).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    visual_logits: torch.FloatTensor | None = None
+    audio_logits: torch.FloatTensor | None = None
+    fused_loss: torch.FloatTensor | None = None
+    visual_loss: torch.FloatTensor | None = None
+    audio_loss: torch.FloatTensor | None = None
+
+
+class SnippetAttention(nn.Module):
+    """Multi-head attention over snippets: queries from one sequence, keys and values from another (Eq. 4-8, 12)."""
+
+    def __init__(self, hidden_size: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key_value = nn.Linear(hidden_size, 2 * hidden_size)
+        self.output = nn.Linear(hidden_size, hidden_size)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
+    def forward(self, query: torch.Tensor, key_value: torch.Tensor, attn_mask: torch.Tensor | None = None):
+        q = self._split_heads(self.query(query))
+        k, v = (self._split_heads(t) for t in self.key_value(key_value).chunk(2, dim=-1))
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.output(attended.transpose(1, 2).flatten(2))
+
+
+class FeedForward(nn.Sequential):
+    """Position-wise feed-forward layer of the LGF attention blocks (ReLU, width 4·C1)."""
+
+    def __init__(self, hidden_size: int, dropout: float):
+        super().__init__(nn.Linear(hidden_size, 4 * hidden_size), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(4 * hidden_size, hidden_size))
+
+
+class LGFBlock(nn.Module):
+    """Pre-LayerNorm attention block: x + Att(LN(x), LN(context)), then x + FFN(LN(x)).
+
+    Self-attention when `context` is None. `message_mask` (B,) zeroes the attention message of some samples, which
+    then keep only their residual path (cross-modal attention into a video without sound).
+    """
+
+    def __init__(self, config: AVCANetConfig, cross_modal: bool):
+        super().__init__()
+        hidden = config.hidden_size
+        self.query_norm = nn.LayerNorm(hidden)
+        self.context_norm = nn.LayerNorm(hidden) if cross_modal else None
+        self.attention = SnippetAttention(hidden, config.lgf_num_heads)
+        self.ffn_norm = nn.LayerNorm(hidden)
+        self.ffn = FeedForward(hidden, config.lgf_dropout)
+        self.dropout = nn.Dropout(config.lgf_dropout)
+
+    def forward(self, hidden, context=None, attn_mask=None, message_mask=None):
+        query = self.query_norm(hidden)
+        key_value = query if context is None else self.context_norm(context)
+        message = self.attention(query, key_value, attn_mask)
+        if message_mask is not None:
+            message = message * message_mask[:, None, None].to(message.dtype)
+        hidden = hidden + self.dropout(message)
+        return hidden + self.dropout(self.ffn(self.ffn_norm(hidden)))
+
+
+class GatedFusion(nn.Module):
+    """Eq. 9: σ(W_s[F_s; F_c] + b_s)·F_s + σ(W_c[F_s; F_c] + b_c)·F_c, both gates in one Linear."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.gates = nn.Linear(2 * hidden_size, 2 * hidden_size)
+
+    def forward(self, self_attended, cross_attended):
+        self_gate, cross_gate = torch.sigmoid(self.gates(torch.cat([self_attended, cross_attended], -1))).chunk(2, -1)
+        return self_gate * self_attended + cross_gate * cross_attended
+
+
+class DilatedResidualBlock(nn.Module):
+    """Acausal (centred) dilated residual block over snippets: ReLU(x + Conv1x1(ReLU(DilatedConv3(x))))."""
+
+    def __init__(self, hidden_size: int, dilation: int):
+        super().__init__()
+        self.dilated = nn.Conv1d(hidden_size, hidden_size, kernel_size=3, padding=dilation, dilation=dilation)
+        self.pointwise = nn.Conv1d(hidden_size, hidden_size, kernel_size=1)
+
+    def forward(self, hidden):  # (B, s, C1)
+        update = self.pointwise(F.relu(self.dilated(hidden.transpose(1, 2)))).transpose(1, 2)
+        return F.relu(hidden + update)
+
+
+class LISFLevel(GradientCheckpointingLayer):
+    """One attentive pyramid level (0-based `level`): windowed SA per modality and one CMA block whose weights serve
+    both directions, gated fusion, dilated residual block. Single modality: SA and the dilated block only."""
+
+    def __init__(self, config: AVCANetConfig, level: int):
+        super().__init__()
+        modalities = modalities_of(config)
+        self.window = int(config.lgf_window_sizes[level])
+        self.self_attention = nn.ModuleDict({m: LGFBlock(config, cross_modal=False) for m in modalities})
+        cross_modal = len(modalities) == 2
+        self.cross_attention = LGFBlock(config, cross_modal=True) if cross_modal else None
+        self.gate = nn.ModuleDict({m: GatedFusion(config.hidden_size) for m in modalities}) if cross_modal else None
+        self.temporal = nn.ModuleDict({m: DilatedResidualBlock(config.hidden_size, 2**level) for m in modalities})
+
+    def forward(self, video, audio, audio_mask):
+        streams = {m: x for m, x in ((VIDEO, video), (AUDIO, audio)) if x is not None}
+        any_stream = next(iter(streams.values()))
+        mask = window_mask(any_stream.shape[1], self.window, any_stream.device)
+        fused = {m: self.self_attention[m](x, attn_mask=mask) for m, x in streams.items()}
+        if self.cross_attention is not None:
+            # One call for both directions: video queries audio, audio queries video, same weights.
+            keep = torch.cat([audio_mask, torch.ones_like(audio_mask)])
+            crossed = self.cross_attention(torch.cat([video, audio]), torch.cat([audio, video]), mask, keep)
+            crossed = dict(zip((VIDEO, AUDIO), crossed.chunk(2)))
+            fused = {m: self.gate[m](fused[m], crossed[m]) for m in fused}
+        out = {m: self.temporal[m](x) for m, x in fused.items()}
+        return out.get(VIDEO), out.get(AUDIO)
+
+
+class LevelWeightAttention(nn.Module):
+    """Eq. 11's 1-head, 1-dim cross-modal attention over the L level weights of a snippet, shared by both directions,
+    added to the weights. A video without sound gets no message from audio and keeps its own level weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.query = nn.Linear(1, 1)
+        self.key = nn.Linear(1, 1)
+        self.value = nn.Linear(1, 1)
+
+    def forward(self, video_weights, audio_weights, audio_mask):  # (B, s, L, 1) each
+        queries = torch.cat([video_weights, audio_weights])
+        context = torch.cat([audio_weights, video_weights])
+        attended = F.scaled_dot_product_attention(self.query(queries), self.key(context), self.value(context))
+        video_message, audio_message = attended.chunk(2)
+        video_message = video_message * audio_mask[:, None, None, None].to(video_message.dtype)
+        return {VIDEO: video_weights + video_message, AUDIO: audio_weights + audio_message}
+
+
+class SelectiveIntegration(nn.Module):
+    """Eq. 10-11: per-snippet weights σ(Linear(C1 -> 1)) for each pyramid level, cross-modally adjusted, then the
+    weighted sum over levels -> E² (B, s, C1). Single modality: the σ weights are used directly."""
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__()
+        modalities = modalities_of(config)
+        self.level_score = nn.ModuleDict({m: nn.Linear(config.hidden_size, 1) for m in modalities})
+        self.weight_attention = LevelWeightAttention() if len(modalities) == 2 else None
+
+    def forward(self, pyramids: dict[str, torch.Tensor], audio_mask):  # each (B, s, L, C1)
+        weights = {m: torch.sigmoid(self.level_score[m](p)) for m, p in pyramids.items()}
+        if self.weight_attention is not None:
+            weights = self.weight_attention(weights[VIDEO], weights[AUDIO], audio_mask)
+        return {m: (p * weights[m]).sum(dim=2) for m, p in pyramids.items()}
+
+
+class LISF(nn.Module):
+    """Local-level Interactive-Selective Fusion: L serial pyramid levels and the selective integration."""
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__()
+        self.levels = nn.ModuleList(LISFLevel(config, level) for level in range(config.num_lgf_levels))
+        self.integration = SelectiveIntegration(config)
+
+    def forward(self, video, audio, audio_mask):
+        outputs = {VIDEO: [], AUDIO: []}
+        for level in self.levels:
+            video, audio = level(video, audio, audio_mask)
+            for modality, hidden in ((VIDEO, video), (AUDIO, audio)):
+                if hidden is not None:
+                    outputs[modality].append(hidden)
+        pyramids = {m: torch.stack(levels, dim=2) for m, levels in outputs.items() if levels}  # (B, s, L, C1)
+        integrated = self.integration(pyramids, audio_mask)
+        return integrated.get(VIDEO), integrated.get(AUDIO)
+
+
+class GLCF(nn.Module):
+    """Global-level Complementary Fusion (Eq. 12-13): unrestricted multi-head cross-modal attention (one module, both
+    directions in one call), Linear per modality (W_g, b_g), residual, mean over snippets -> E⁴ (B, C1)."""
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__()
+        hidden = config.hidden_size
+        self.attention = SnippetAttention(hidden, config.lgf_num_heads)
+        self.projection = nn.ModuleDict({m: nn.Linear(hidden, hidden) for m in (VIDEO, AUDIO)})
+
+    def forward(self, video, audio, audio_mask):
+        attended = self.attention(torch.cat([video, audio]), torch.cat([audio, video]))
+        video_attended, audio_attended = attended.chunk(2)
+        video_message = self.projection[VIDEO](video_attended) * audio_mask[:, None, None].to(video.dtype)
+        audio_message = self.projection[AUDIO](audio_attended)
+        return (video + video_message).mean(1), (audio + audio_message).mean(1)
+
+
+class LinearFusionHead(nn.Module):
+    """A linear classifier whose logits split exactly into a visual and an audio term plus the bias.
+
+    Mid-Concat (Eq. 14): W_f [E_v; E_a] + b_f with W_f = [W_v | W_a]. Sum: W (E_v + E_a) + b. One modality: W E + b.
+    """
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__()
+        self.modalities = modalities_of(config)
+        self.concat = config.fusion == "mid_concat" and len(self.modalities) == 2
+        in_features = config.hidden_size * (2 if self.concat else 1)
+        self.classifier = nn.Linear(in_features, config.num_labels)
+
+    def forward(self, video, audio):
+        weights = self.classifier.weight.chunk(2, dim=1) if self.concat else (self.classifier.weight,) * 2
+        terms = {m: F.linear(x, w) for m, x, w in ((VIDEO, video, weights[0]), (AUDIO, audio, weights[1]))
+                 if m in self.modalities}
+        logits = sum(terms.values()) + self.classifier.bias
+        return logits, terms.get(VIDEO), terms.get(AUDIO)
+
+
+class NonLinearFusionHead(nn.Module):
+    """Table 7 ablations without a per-modality split: "gated" (z = σ(W[E_v; E_a]), z·E_v + (1-z)·E_a),
+    "ew_multiply" (E_v ⊙ E_a) and "neural" (an MLP over [E_v; E_a]), each followed by a Linear classifier."""
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__()
+        hidden = config.hidden_size
+        self.fusion = config.fusion
+        if self.fusion == "gated":
+            self.gate = nn.Linear(2 * hidden, hidden)
+        elif self.fusion == "neural":
+            self.mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Dropout(config.lgf_dropout))
+        self.classifier = nn.Linear(hidden, config.num_labels)
+
+    def forward(self, video, audio):
+        if self.fusion == "gated":
+            gate = torch.sigmoid(self.gate(torch.cat([video, audio], -1)))
+            fused = gate * video + (1 - gate) * audio
+        elif self.fusion == "ew_multiply":
+            fused = video * audio
+        else:
+            fused = self.mlp(torch.cat([video, audio], -1))
+        return self.classifier(fused), None, None
+
+
+def build_audio_encoder(config: AVCANetConfig) -> ResNetModel:
+    """ResNet over single-channel MFCC chunks (ResNet-34 by default) with the authors' (7, 1)/(2, 1) stem conv."""
+    resnet = ResNetModel(ResNetConfig(
+        num_channels=1, embedding_size=64, hidden_sizes=list(config.audio_hidden_sizes),
+        depths=list(config.audio_depths), layer_type="basic", downsample_in_first_stage=False,
+    ))
+    kernel = tuple(config.audio_stem_kernel)
+    resnet.embedder.embedder.convolution = nn.Conv2d(
+        1, 64, kernel_size=kernel, stride=tuple(config.audio_stem_stride), padding=tuple(k // 2 for k in kernel),
+        bias=False,
+    )
+    return resnet
+
+
+class AVCANetPreTrainedModel(PreTrainedModel):
+    config_class = AVCANetConfig
+    config: AVCANetConfig
+    base_model_prefix = "avcanet"
+    main_input_name = "pixel_values"
+    input_modalities = ("video", "audio")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ("VideoSwinBlock3D", "LISFLevel")
+
+    def _init_weights(self, module):
+        """Truncated-normal Linear/Conv weights and zero biases, unit norms, config-derived buffers; the ResNet keeps
+        its own kaiming init (transformers dispatches to it)."""
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d)):
+            if module.weight is not None:
+                init.ones_(module.weight)
+                init.zeros_(module.bias)
+            if getattr(module, "running_mean", None) is not None:
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, EPCELoss):
+            polarity, gamma = module.buffer_values()
+            init.copy_(module.class_polarity, polarity)
+            init.copy_(module.class_gamma, gamma)
+        elif isinstance(module, VideoSwinWindowAttention3D):
+            init.trunc_normal_(module.relative_position_bias_table, std=0.02)
+            # A non-persistent buffer: after meta-device loading it must be rebuilt here.
+            init.copy_(module.relative_position_index, relative_position_index(module.window_size, module.window_size))
+
+
+class AVCANetModel(AVCANetPreTrainedModel):
+    """Encoders and the LGF module: videos -> pooled video and audio representations E_v^4, E_a^4."""
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__(config)
+        if config.uses_video:
+            self.video_encoder = VideoSwin3DModel(config)
+            self.video_projection = nn.Linear(config.backbone_hidden_size, config.hidden_size)
+        if config.uses_audio:
+            self.audio_encoder = build_audio_encoder(config)
+            self.audio_projection = nn.Sequential(
+                nn.Linear(config.audio_hidden_sizes[-1], config.hidden_size), nn.BatchNorm1d(config.hidden_size),
+                nn.Tanh(),
+            )
+        self.lisf = LISF(config) if config.use_lisf else None
+        self.glcf = GLCF(config) if config.use_glcf else None
+        self.post_init()
+
+    def _check_inputs(self, pixel_values, input_features, audio_mask) -> int:
+        """Validate shapes against the config; return the batch size."""
+        c = self.config
+        batch_sizes = []
+        if c.uses_video:
+            layout = (c.num_snippets, c.frames_per_snippet, c.num_channels, c.image_size, c.image_size)
+            if pixel_values is None:
+                raise ValueError(f"modality={c.modality!r} needs pixel_values of shape (B, s, T, 3, H, W) = (B, "
+                                 f"{', '.join(map(str, layout))})")
+            if pixel_values.dim() != 6 or tuple(pixel_values.shape[1:]) != layout:
+                raise ValueError(f"pixel_values must have shape (B, s, T, 3, H, W) = (B, {', '.join(map(str, layout))}) "
+                                 f"for this config; got {tuple(pixel_values.shape)}")
+            batch_sizes.append(pixel_values.shape[0])
+        if c.uses_audio:
+            layout = (c.num_snippets, c.mfcc_chunk_frames, c.num_mfcc)
+            if input_features is None:
+                raise ValueError(f"modality={c.modality!r} needs input_features of shape (B, s, mfcc_chunk_frames, "
+                                 f"num_mfcc) = (B, {', '.join(map(str, layout))})")
+            if input_features.dim() != 4 or tuple(input_features.shape[1:]) != layout:
+                raise ValueError(f"input_features must have shape (B, s, mfcc_chunk_frames, num_mfcc) = "
+                                 f"(B, {', '.join(map(str, layout))}) for this config; got {tuple(input_features.shape)}")
+            batch_sizes.append(input_features.shape[0])
+            if audio_mask is not None and tuple(audio_mask.shape) != (batch_sizes[-1],):
+                raise ValueError(f"audio_mask must have shape (B,) = ({batch_sizes[-1]},); got {tuple(audio_mask.shape)}")
+        if len(set(batch_sizes)) > 1:
+            raise ValueError(f"pixel_values and input_features disagree on the batch size: {batch_sizes}")
+        return batch_sizes[0]
+
+    def encode_video(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, s, T, 3, H, W) -> F_v (B, s, C1): all snippets of all videos through the backbone at once."""
+        batch, snippets = pixel_values.shape[:2]
+        clips = pixel_values.flatten(0, 1).transpose(1, 2)  # (B·s, 3, T, H, W)
+        return self.video_projection(self.video_encoder(clips)).view(batch, snippets, -1)
+
+    def _encode_audio_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
+        pooled = self.audio_encoder(chunks).pooler_output.flatten(1)
+        return self.audio_projection(pooled)
+
+    def encode_audio(self, input_features: torch.Tensor, audio_mask: torch.Tensor) -> torch.Tensor:
+        """(B, s, F, M) -> F_a (B, s, C1). Silent videos' chunks are skipped and get F_a = 0."""
+        batch, snippets, frames, coefficients = input_features.shape
+        chunks = input_features.reshape(batch * snippets, 1, frames, coefficients)
+        if bool(audio_mask.all()):
+            return self._encode_audio_chunks(chunks).view(batch, snippets, -1)
+        present = audio_mask.repeat_interleave(snippets)
+        features = chunks.new_zeros(batch * snippets, self.config.hidden_size)
+        if bool(present.any()):
+            features = features.index_put((present,), self._encode_audio_chunks(chunks[present]).to(features.dtype))
+        return features.view(batch, snippets, -1)
+
+    def forward(
+        self,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        audio_mask: torch.BoolTensor | None = None,
+        return_dict: bool | None = None,
+    ) -> AVCANetModelOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(B, s, T, 3, H, W)`): normalised frames, s snippets of T frames.
+        input_features (`torch.FloatTensor` of shape `(B, s, mfcc_chunk_frames, num_mfcc)`): one MFCC chunk per snippet.
+        audio_mask (`torch.BoolTensor` of shape `(B,)`, *optional*): False for videos without sound; default all True.
+
+        Inputs of a modality the config does not use are ignored.
+        """
+        config = self.config
+        return_dict = return_dict if return_dict is not None else config.return_dict
+        batch = self._check_inputs(pixel_values, input_features, audio_mask)
+        video = audio = None
+        if config.uses_audio:
+            device = input_features.device
+            audio_mask = (torch.ones(batch, dtype=torch.bool, device=device) if audio_mask is None
+                          else audio_mask.to(device=device, dtype=torch.bool))
+            audio = self.encode_audio(input_features, audio_mask)
+        if config.uses_video:
+            video = self.encode_video(pixel_values)
+        video_snippets, audio_snippets = video, audio
+        if self.lisf is not None:
+            video, audio = self.lisf(video, audio, audio_mask)
+        if self.glcf is not None:
+            video, audio = self.glcf(video, audio, audio_mask)
+        else:
+            video, audio = (x.mean(1) if x is not None else None for x in (video, audio))
+        if audio is not None:
+            audio = audio * audio_mask[:, None].to(audio.dtype)
+        output = AVCANetModelOutput(video_embeds=video, audio_embeds=audio, video_snippet_embeds=video_snippets,
+                                    audio_snippet_embeds=audio_snippets)
+        return output if return_dict else output.to_tuple()
+
+
+class AVCANetForVideoClassification(AVCANetPreTrainedModel):
+    """AV-CANet with its fusion head and loss (EP-CE or CE, optionally multi-task)."""
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__(config)
+        self.avcanet = AVCANetModel(config)
+        single_modality = config.modality != "audio-visual"
+        self.head = LinearFusionHead(config) if single_modality or config.fusion in LINEAR_FUSIONS \
+            else NonLinearFusionHead(config)
+        self.criterion = AVCANetLoss(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        audio_mask: torch.BoolTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        return_dict: bool | None = None,
+    ) -> AVCANetVideoClassifierOutput | tuple:
+        r"""
+        pixel_values, input_features, audio_mask: see [`AVCANetModel.forward`].
+        labels (`torch.LongTensor` of shape `(B,)`, *optional*): class ids; when given, the loss is computed.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        encoded = self.avcanet(pixel_values, input_features, audio_mask, return_dict=True)
+        logits, visual_logits, audio_logits = self.head(encoded.video_embeds, encoded.audio_embeds)
+        loss_terms = {}
+        if labels is not None:
+            if self.config.uses_audio and audio_mask is not None:
+                audio_mask = audio_mask.to(device=logits.device, dtype=torch.bool)
+            terms = self.criterion(logits, labels, visual_logits, audio_logits, audio_mask)
+            loss_terms = {field.name: getattr(terms, field.name) for field in fields(terms)}
+        output = AVCANetVideoClassifierOutput(
+            logits=logits, visual_logits=visual_logits, audio_logits=audio_logits, **loss_terms
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "AVCANetForVideoClassification",
+    "AVCANetModel",
+    "AVCANetModelOutput",
+    "AVCANetPreTrainedModel",
+    "AVCANetVideoClassifierOutput",
+]

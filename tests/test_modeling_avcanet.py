@@ -1,0 +1,249 @@
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emotions_hf.configuration_avcanet import FUSIONS, LINEAR_FUSIONS, AVCANetConfig
+from emotions_hf.modeling_avcanet import (
+    AVCANetForVideoClassification,
+    AVCANetModel,
+    LISFLevel,
+    window_mask,
+)
+
+TINY = {
+    "num_snippets": 4, "frames_per_snippet": 2, "image_size": 32, "embed_dim": 12, "depths": (1, 1),
+    "num_heads": (1, 2), "window_size": (1, 4, 4), "mfcc_chunk_frames": 16, "num_mfcc": 8, "audio_depths": (1, 1),
+    "audio_hidden_sizes": (8, 16), "hidden_size": 16, "lgf_num_heads": 2,
+}
+NO_DROPOUT = {"lgf_dropout": 0.0, "drop_path_rate": 0.0}
+
+
+def tiny_config(**overrides):
+    settings = dict(TINY, **overrides)
+    if settings.get("modality", "audio-visual") != "audio-visual":
+        settings.setdefault("use_glcf", False)
+        settings.setdefault("use_multitask_loss", False)
+    return AVCANetConfig(**settings)
+
+
+def make_inputs(config, batch=2, seed=0, audio_mask=None):
+    generator = torch.Generator().manual_seed(seed)
+    c = config
+    inputs = {
+        "pixel_values": torch.randn(batch, c.num_snippets, c.frames_per_snippet, 3, c.image_size, c.image_size,
+                                    generator=generator),
+        "input_features": torch.randn(batch, c.num_snippets, c.mfcc_chunk_frames, c.num_mfcc, generator=generator),
+        "labels": torch.arange(batch) % c.num_labels,
+    }
+    if audio_mask is not None:
+        inputs["audio_mask"] = torch.tensor(audio_mask)
+    return inputs
+
+
+def model_for(config, seed=0):
+    torch.manual_seed(seed)
+    return AVCANetForVideoClassification(config)
+
+
+def _combinations():
+    for fusion, lisf, glcf, loss in itertools.product(FUSIONS, (True, False), (True, False), ("ep_ce", "ce")):
+        for multitask in ((True, False) if fusion in LINEAR_FUSIONS else (False,)):
+            yield {"modality": "audio-visual", "fusion": fusion, "use_lisf": lisf, "use_glcf": glcf,
+                   "loss_type": loss, "use_multitask_loss": multitask}
+    for modality, lisf, loss in itertools.product(("visual", "audio"), (True, False), ("ep_ce", "ce")):
+        yield {"modality": modality, "use_lisf": lisf, "loss_type": loss}
+
+
+def _combination_id(settings):
+    return "-".join(f"{k}={v}" for k, v in settings.items())
+
+
+@pytest.mark.parametrize("settings", list(_combinations()), ids=_combination_id)
+def test_shapes_and_gradients_for_every_combination(settings):
+    config = tiny_config(**settings)
+    model = model_for(config).train()
+    out = model(**make_inputs(config, batch=2))
+    batch, classes = 2, config.num_labels
+    assert out.logits.shape == (batch, classes)
+    linear_head = config.modality != "audio-visual" or config.fusion in LINEAR_FUSIONS
+    expect_visual = linear_head and config.uses_video
+    expect_audio = linear_head and config.uses_audio
+    assert (out.visual_logits is not None) == expect_visual
+    assert (out.audio_logits is not None) == expect_audio
+    for logits in (out.visual_logits, out.audio_logits):
+        if logits is not None:
+            assert logits.shape == (batch, classes)
+    multitask = config.use_multitask_loss
+    assert out.loss.shape == () and torch.isfinite(out.loss)
+    assert (out.visual_loss is not None) == multitask and (out.audio_loss is not None) == multitask
+    assert hasattr(model.avcanet, "video_encoder") == config.uses_video
+    assert hasattr(model.avcanet, "audio_encoder") == config.uses_audio
+
+    out.loss.backward()
+    without_grad = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not without_grad, f"no gradient reaches {without_grad}"
+
+
+def test_model_output_shapes_and_tuple_form():
+    config = tiny_config()
+    model = AVCANetModel(config).eval()
+    inputs = make_inputs(config, batch=3)
+    out = model(inputs["pixel_values"], inputs["input_features"])
+    assert out.video_embeds.shape == out.audio_embeds.shape == (3, config.hidden_size)
+    assert out.video_snippet_embeds.shape == (3, config.num_snippets, config.hidden_size)
+    as_tuple = model(inputs["pixel_values"], inputs["input_features"], return_dict=False)
+    torch.testing.assert_close(as_tuple[0], out.video_embeds)
+
+
+@pytest.mark.parametrize("fusion", LINEAR_FUSIONS)
+def test_linear_fusion_splits_exactly(fusion):
+    config = tiny_config(fusion=fusion)
+    model = model_for(config).eval()
+    with torch.no_grad():
+        out = model(**make_inputs(config, batch=3))
+        encoded = model.avcanet(**{k: v for k, v in make_inputs(config, batch=3).items() if k != "labels"})
+    bias = model.head.classifier.bias
+    assert torch.equal(out.logits, out.visual_logits + out.audio_logits + bias)
+    if fusion == "mid_concat":  # Eq. 14 is one Linear over [E_v; E_a]
+        reference = F.linear(torch.cat([encoded.video_embeds, encoded.audio_embeds], -1),
+                             model.head.classifier.weight, bias)
+    else:
+        reference = model.head.classifier(encoded.video_embeds + encoded.audio_embeds)
+    torch.testing.assert_close(out.logits, reference)
+
+
+def test_video_without_sound_is_well_defined():
+    config = tiny_config(**NO_DROPOUT)
+    model = model_for(config).eval()
+    inputs = make_inputs(config, batch=3, audio_mask=[True, False, True])
+    with torch.no_grad():
+        out = model(**inputs)
+        other_audio = dict(inputs, input_features=torch.randn_like(inputs["input_features"]) * 5)
+        out_other = model(**other_audio)
+    silent = 1
+    assert torch.equal(out.audio_logits[silent], torch.zeros(config.num_labels))
+    assert torch.equal(out.logits[silent], out.visual_logits[silent] + model.head.classifier.bias)
+    # The silent video's prediction ignores whatever sits in its audio slot; the others do use their audio.
+    assert torch.equal(out_other.logits[silent], out.logits[silent])
+    assert not torch.allclose(out_other.logits[0], out.logits[0])
+    torch.testing.assert_close(out.audio_loss, model.criterion.criterion(out.audio_logits[[0, 2]], inputs["labels"][[0, 2]]))
+
+
+def test_all_silent_batch_and_default_mask():
+    config = tiny_config(**NO_DROPOUT)
+    model = model_for(config).train()
+    silent = model(**make_inputs(config, batch=2, audio_mask=[False, False]))
+    assert silent.audio_loss is None
+    assert torch.equal(silent.audio_logits, torch.zeros_like(silent.audio_logits))
+    torch.testing.assert_close(silent.loss, silent.fused_loss + silent.visual_loss)
+    silent.loss.backward()  # the audio encoder is skipped entirely, the rest still trains
+
+    model.eval()
+    with torch.no_grad():
+        default = model(**make_inputs(config, batch=2))
+        explicit = model(**make_inputs(config, batch=2, audio_mask=[True, True]))
+    torch.testing.assert_close(default.logits, explicit.logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cross_modal", [False, True])
+def test_lisf_attention_outside_the_window_gets_zero_weight(cross_modal):
+    config = tiny_config(**NO_DROPOUT, num_snippets=9, lgf_window_sizes=(2, 4))
+    level = LISFLevel(config, level=0).eval()
+    block = level.cross_attention if cross_modal else level.self_attention["video"]
+    window = level.window
+    mask = window_mask(9, window, torch.device("cpu"))
+    assert mask.sum(1).tolist() == [3, 4, 5, 5, 5, 5, 5, 4, 3]
+    torch.manual_seed(0)
+    hidden, context = torch.randn(2, 9, config.hidden_size), torch.randn(2, 9, config.hidden_size)
+    perturbed_at = 7
+    changed = (context if cross_modal else hidden).clone()
+    changed[:, perturbed_at] = torch.randn(2, config.hidden_size) * 3
+    with torch.no_grad():
+        if cross_modal:
+            before, after = block(hidden, context, mask), block(hidden, changed, mask)
+        else:
+            before, after = block(hidden, attn_mask=mask), block(changed, attn_mask=mask)
+    outside = [t for t in range(9) if abs(t - perturbed_at) > window]
+    inside = [t for t in range(9) if 0 < abs(t - perturbed_at) <= window]
+    assert torch.equal(before[:, outside], after[:, outside])
+    assert not torch.allclose(before[:, inside], after[:, inside])
+
+
+def test_save_and_load_give_identical_outputs(tmp_path):
+    config = tiny_config(polarity_gamma={"positive": 0.2, "neutral": 0.4, "negative": 0.9})
+    model = model_for(config).eval()
+    inputs = make_inputs(config, batch=2, audio_mask=[True, False])
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert not list(tmp_path.glob("*.bin"))
+    loaded = AVCANetForVideoClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.polarity_gamma == config.polarity_gamma
+    with torch.no_grad():
+        expected, actual = model(**inputs), loaded(**inputs)
+    for key in ("logits", "visual_logits", "audio_logits", "loss", "fused_loss", "visual_loss", "audio_loss"):
+        assert torch.equal(expected[key], actual[key]), key
+    # Config-derived buffers are rebuilt after meta-device loading, not left empty.
+    assert torch.equal(loaded.criterion.criterion.class_gamma, model.criterion.criterion.class_gamma)
+    swin_attention = loaded.avcanet.video_encoder.layers[0].blocks[0].attn
+    reference = model.avcanet.video_encoder.layers[0].blocks[0].attn
+    assert torch.equal(swin_attention.relative_position_index, reference.relative_position_index)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    config = tiny_config(**NO_DROPOUT)
+    inputs = make_inputs(config, batch=2)
+
+    def gradients(checkpointing):
+        model = model_for(config, seed=3).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+            flagged = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False)]
+            assert any(isinstance(m, LISFLevel) for m in flagged) and len(flagged) > config.num_lgf_levels
+        model(**inputs).loss.backward()
+        return {name: p.grad for name, p in model.named_parameters()}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_weight_init_follows_the_config():
+    config = tiny_config(initializer_range=0.05, hidden_size=64, lgf_num_heads=4)
+    model = model_for(config)
+    ffn_weight = model.avcanet.lisf.levels[0].self_attention["video"].ffn[0].weight
+    assert ffn_weight.std().item() == pytest.approx(0.05, rel=0.1)
+    assert torch.equal(model.head.classifier.bias, torch.zeros_like(model.head.classifier.bias))
+    stem = model.avcanet.audio_encoder.embedder.embedder.convolution
+    assert stem.kernel_size == (7, 1) and stem.stride == (2, 1) and stem.padding == (3, 0)
+    fan_out = stem.out_channels * math.prod(stem.kernel_size)
+    assert stem.weight.std().item() == pytest.approx(math.sqrt(2 / fan_out), rel=0.25)  # kaiming, as transformers'
+
+
+def test_wrong_shapes_raise_clear_errors():
+    config = tiny_config()
+    model = model_for(config)
+    inputs = make_inputs(config)
+    with pytest.raises(ValueError, match=r"\(B, s, T, 3, H, W\) = \(B, 4, 2, 3, 32, 32\)"):
+        model(pixel_values=inputs["pixel_values"].transpose(2, 3), input_features=inputs["input_features"])
+    with pytest.raises(ValueError, match=r"\(B, s, mfcc_chunk_frames, num_mfcc\) = \(B, 4, 16, 8\)"):
+        model(pixel_values=inputs["pixel_values"], input_features=inputs["input_features"].transpose(2, 3))
+    with pytest.raises(ValueError, match="needs input_features"):
+        model(pixel_values=inputs["pixel_values"])
+    with pytest.raises(ValueError, match="audio_mask must have shape"):
+        model(**inputs, audio_mask=torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="batch size"):
+        model(pixel_values=inputs["pixel_values"], input_features=inputs["input_features"][:1])
+
+
+def test_single_modality_ignores_the_other_input():
+    config = tiny_config(modality="visual", **NO_DROPOUT)
+    model = model_for(config).eval()
+    inputs = make_inputs(config)
+    with torch.no_grad():
+        with_audio = model(**inputs)
+        without_audio = model(pixel_values=inputs["pixel_values"], labels=inputs["labels"])
+    assert torch.equal(with_audio.logits, without_audio.logits)
+    assert torch.equal(with_audio.logits, with_audio.visual_logits + model.head.classifier.bias)

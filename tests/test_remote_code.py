@@ -1,0 +1,92 @@
+"""A saved AV-CANet folder carries its code: a process that cannot import emotions_hf still loads and runs it."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
+
+import emotions_hf  # noqa: F401  (registers the Auto classes and the remote-code auto_map)
+from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.modeling_avcanet import AVCANetForVideoClassification, AVCANetModel
+
+TINY = {
+    "num_snippets": 4, "frames_per_snippet": 2, "image_size": 32, "embed_dim": 12, "depths": (1, 1),
+    "num_heads": (1, 2), "window_size": (1, 4, 4), "mfcc_chunk_frames": 16, "num_mfcc": 8, "audio_depths": (1, 1),
+    "audio_hidden_sizes": (8, 16), "hidden_size": 16, "lgf_num_heads": 2,
+}
+
+LOADER = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class BlockEmotionsHF(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "emotions_hf" or name.startswith("emotions_hf."):
+                raise ImportError(f"{name} is blocked: the saved folder must carry its own code")
+            return None
+
+    sys.meta_path.insert(0, BlockEmotionsHF())
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForVideoClassification
+
+    folder, tensors = sys.argv[1], load_file(sys.argv[2])
+    model = AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    assert not any(name.startswith("emotions_hf") for name in sys.modules), "emotions_hf was imported"
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    with torch.no_grad():
+        out = model(pixel_values=tensors["pixel_values"], input_features=tensors["input_features"],
+                    audio_mask=tensors["audio_mask"])
+    torch.testing.assert_close(out.logits, tensors["logits"], rtol=0, atol=0)
+    print("REMOTE-CODE-OK", type(model).__name__)
+    """
+)
+
+
+def test_saved_folder_loads_without_the_package(tmp_path):
+    torch.manual_seed(0)
+    config = AVCANetConfig(**TINY)
+    model = AVCANetForVideoClassification(config).eval()
+    folder = tmp_path / "avcanet-tiny"
+    model.save_pretrained(folder)
+
+    saved_config = json.loads((folder / "config.json").read_text())
+    assert saved_config["auto_map"] == {
+        "AutoConfig": "configuration_avcanet.AVCANetConfig",
+        "AutoModelForVideoClassification": "modeling_avcanet.AVCANetForVideoClassification",
+    }
+    for code_file in ("modeling_avcanet.py", "configuration_avcanet.py", "modeling_video_swin.py",
+                      "loss_avcanet.py", "labels.py"):
+        assert (folder / code_file).exists(), code_file
+
+    generator = torch.Generator().manual_seed(1)
+    inputs = {
+        "pixel_values": torch.randn(2, 4, 2, 3, 32, 32, generator=generator),
+        "input_features": torch.randn(2, 4, 16, 8, generator=generator),
+        "audio_mask": torch.tensor([True, False]),
+    }
+    with torch.no_grad():
+        inputs["logits"] = model(**inputs).logits
+    tensors_path = tmp_path / "inputs.safetensors"
+    save_file(inputs, str(tensors_path))
+
+    script = tmp_path / "load_remote.py"
+    script.write_text(LOADER)
+    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, str(script), str(folder), str(tensors_path)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "REMOTE-CODE-OK AVCANetForVideoClassification" in result.stdout
+
+
+def test_auto_classes_resolve_to_avcanet():
+    config = AVCANetConfig(**TINY)
+    assert type(AutoConfig.for_model("avcanet", **TINY)) is AVCANetConfig
+    assert type(AutoModel.from_config(config)) is AVCANetModel
+    assert type(AutoModelForVideoClassification.from_config(config)) is AVCANetForVideoClassification
