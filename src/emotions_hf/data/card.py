@@ -1,0 +1,272 @@
+"""The dataset card of a prepared folder: YAML `configs:` that `load_dataset` reads, and the prose.
+
+Layout of a prepared folder (every video stored once, every config a pair of metadata files):
+
+    README.md                          this card
+    videos/<2 hex>/<video_id>.mp4      the videos (sharded by a hash of the id, < 10k files per folder)
+    proxy/<2 hex>/<video_id>.mp4       training proxies (with --proxy)
+    mfcc/<2 hex>/<video_id>.npy        MFCC cache (with --proxy)
+    metadata-<config>-<split>-<digest>.parquet  one row per video of the split, `file_name` relative
+    preparation_report.json            counts, seeds, skipped videos and why
+
+Why this shape: datasets 5.x has no loading scripts, and only folder-based builders turn relative
+file names into paths that open from any working directory (`file_name` / `*_file_name` columns of
+a metadata file, resolved against the metadata file's folder). The configs therefore use the
+`videofolder` builder with their own `metadata_filenames`, and declare their `features` so that
+the media columns stay undecoded (`Video(decode=False)` gives `{"path", "bytes"}`: torchcodec is
+not needed) and the labels are `ClassLabel`s. The MFCC cache is typed `Video(decode=False)` too:
+that is the only way a folder builder resolves a file path, and the value is the same
+`{"path", "bytes"}` pair.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import yaml
+from datasets import ClassLabel, Features, Value, Video
+
+from ..labels import POLARITIES, LabelSet
+from .variants import SPLITS
+
+VIDEO_GLOB = "videos/*/*"
+
+
+def metadata_filename(config: str, split: str, digest: str) -> str:
+    """Name of a split's metadata file. The content digest in the name changes the configs' data files
+    whenever the content changes, which is what keys `datasets`' cache: a re-prepared folder never
+    loads a stale split."""
+    return f"metadata-{config}-{split}-{digest}.parquet"
+
+
+def dataset_features(label_set: LabelSet, with_proxy: bool = False) -> Features:
+    """Typed columns of every config, in the order of the metadata files (media columns undecoded)."""
+    features = {
+        "video": Video(decode=False),
+        "video_id": Value("string"),
+        "label": ClassLabel(names=list(label_set.labels)),
+        "polarity": ClassLabel(names=list(POLARITIES)),
+        "duration": Value("float32"),
+        "has_audio": Value("bool"),
+        "num_frames": Value("int32"),
+        "fps": Value("float32"),
+        "width": Value("int32"),
+        "height": Value("int32"),
+        "origin": Value("string"),
+    }
+    if with_proxy:
+        features["proxy"] = Video(decode=False)
+        features["mfcc"] = Video(decode=False)
+    return Features(features)
+
+
+def card_yaml(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], with_proxy: bool, pretty_name: str) -> dict:
+    """The YAML header: the configs (first one default) with their data files, builder options and features.
+
+    `files` maps each config to its metadata file per split.
+    """
+    features = dataset_features(label_set, with_proxy)._to_yaml_list()
+    configs, infos = [], []
+    for index, variant in enumerate(files):
+        names = [files[variant][split] for split in SPLITS]
+        config = {"config_name": variant}
+        if index == 0:
+            config["default"] = True
+        config["data_files"] = [{"split": split, "path": [name, VIDEO_GLOB]} for split, name in zip(SPLITS, names)]
+        config["metadata_filenames"] = names
+        config["drop_labels"] = True
+        config["features"] = features
+        configs.append(config)
+        infos.append({"config_name": variant, "features": features})
+    return {
+        "pretty_name": pretty_name,
+        "license": "apache-2.0",
+        "task_categories": ["video-classification"],
+        "tags": ["emotion", "audio-visual", "short-form-video"],
+        "extra_gated_prompt": "eMotions is for academic research only; see the terms of use below.",
+        "configs": configs,
+        "dataset_info": infos,
+    }
+
+
+CITATION = """@inproceedings{wu2025emotions,
+  title     = {Towards Emotion Analysis in Short-form Videos: A Large-Scale Dataset and Baseline},
+  author    = {Wu, Xuecheng and Sun, Heli and Xue, Junxiao and Nie, Jiayu and Kong, Xiangyan and Zhai, Ruofan and He, Liang},
+  booktitle = {Proceedings of the ACM Web Conference 2025 (WWW '25)},
+  year      = {2025},
+  publisher = {ACM}
+}"""
+
+TERMS = (
+    "The card's licence field is the official release's (Apache-2.0). The authors' terms also apply: "
+    "eMotions and its two variants will not be transferred to outside parties without permission and may "
+    "only be used for academic research; in particular, they will not be included as a part of any "
+    "commercial software package or product of any institution (paper, Acknowledgments)."
+)
+
+BODY = """# {pretty_name}
+
+{summary}
+
+## Loading
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("{folder}", "balanced")   # or "all" (default), "test"; or the folder's path
+example = ds["train"][0]
+example["video"]   # {{"path": "/abs/path/videos/ab/00000001.mp4", "bytes": None}}, undecoded
+ds["train"].features["label"].int2str(example["label"])
+```
+
+Every config has a `train` and a `test` split. The videos are stored once under `videos/`; the
+configs only list which of them they use. Push the folder as is with
+`huggingface_hub.upload_folder(folder_path=..., repo_type="dataset", ignore_patterns=[".prepare/*"])`.
+
+## Columns
+
+| column | type | meaning |
+|---|---|---|
+| `video` | `Video(decode=False)` | `{{"path", "bytes"}}` of the mp4, an absolute path once loaded |
+| `video_id` | string | id of the video (file name without extension) |
+| `label` | `ClassLabel` | {labels} |
+| `polarity` | `ClassLabel` | {polarities} |
+| `duration`, `num_frames`, `fps`, `width`, `height` | numbers | read from the file when it was validated |
+| `has_audio` | bool | whether the video has a sound track |
+| `origin` | string | where the row came from in the source (shard and row, or file) |
+{proxy_rows}
+## Variants and splits (seed {seed})
+
+{variant_text}
+
+{table}
+
+Test split of each variant: `round({test_fraction} × n)` (halves up) videos of every class of n
+videos, the rest to train. This is the arithmetic of the paper's Table 4, where each per-class
+accuracy is a whole number of videos out of 20 % of that class (Fear in the full set: 71/191).
+
+How the draws are made, so that anyone can repeat them: rows are sorted by `video_id`; within each
+class, `numpy.random.default_rng([seed, stream, class_id])` chooses the members without
+replacement, with one stream per variant (balanced 1, test 2) and one per variant's split (10,
+then the variant's index). Other seeds give other draws; the same seed always the same.
+Implementation: `emotions_hf.data.variants.draw_splits`.
+
+## Preparation
+
+{preparation}
+
+## Terms of use
+
+{terms}
+
+## Citation
+
+```bibtex
+{citation}
+```
+"""
+
+PROXY_ROWS = (
+    "| `proxy` | `Video(decode=False)` | small, keyframe-dense copy of the video for fast training reads |\n"
+    "| `mfcc` | `Video(decode=False)` | `{\"path\", \"bytes\"}` of the full-length MFCC (.npy), computed once |\n"
+)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated blocks (the features of each config) in full: no YAML anchors for the Hub to parse."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
+def _count_table(counts: Mapping, label_names) -> str:
+    header = "| config | split | total | " + " | ".join(label_names) + " |"
+    rule = "|" + "---|" * (len(label_names) + 3)
+    rows = [header, rule]
+    for variant, by_split in counts.items():
+        for split, per_class in by_split.items():
+            cells = " | ".join(f"{per_class[name]:,}" for name in label_names)
+            rows.append(f"| {variant} | {split} | {sum(per_class.values()):,} | {cells} |")
+    return "\n".join(rows)
+
+
+def _variant_text(variants, spec) -> str:
+    lines = []
+    if "all" in variants:
+        lines.append("- `all`: every valid video of the source.")
+    if "balanced" in variants:
+        fixed = ", ".join(f"{n:,} {name}" for name, n in spec.balanced_counts.items())
+        lines.append(f"- `balanced` (eMotions_balanced): {fixed}, and every video of the other classes, "
+                     "drawn at random (a class with fewer videos is taken whole).")
+    if "test" in variants:
+        lines.append(f"- `test` (eMotions_test): {spec.test_size:,} videos drawn per class in proportion to the "
+                     "full set; the fractional shares are rounded by the largest-remainder method so the total "
+                     "is exact (the whole set when it is smaller).")
+    return "\n".join(lines)
+
+
+def render_card(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], counts: Mapping, spec, with_proxy: bool,
+                preparation: str,
+                folder: str = "emotions", pretty_name: str = "eMotions", summary: str | None = None) -> str:
+    """The full README.md: YAML header and prose with the counts, seeds and terms."""
+    header = yaml.dump(card_yaml(label_set, files, with_proxy, pretty_name), Dumper=_PlainDumper, sort_keys=False,
+                       allow_unicode=True)
+    polarities = ", ".join(f"{name}: {label_set.polarity[name]}" for name in label_set.labels)
+    body = BODY.format(
+        pretty_name=pretty_name,
+        summary=summary or (
+            "Short-form videos (Douyin, Kuaishou, TikTok) labelled with one of six emotions, from "
+            "*Towards Emotion Analysis in Short-form Videos: A Large-Scale Dataset and Baseline* (WWW '25). "
+            "The full set has 27,996 videos (198 h, 2.46–163.77 s each)."),
+        folder=folder,
+        labels=", ".join(f"{i} {name}" for i, name in enumerate(label_set.labels)),
+        polarities=polarities,
+        proxy_rows=PROXY_ROWS if with_proxy else "",
+        seed=spec.seed,
+        variant_text=_variant_text(list(files), spec),
+        table=_count_table(counts, label_set.labels),
+        test_fraction=spec.test_fraction,
+        preparation=preparation,
+        terms=TERMS,
+        citation=CITATION,
+    )
+    return f"---\n{header}---\n\n{body}"
+
+
+def preparation_text(summary: Mapping) -> str:
+    """The preparation paragraph of the card from the report summary."""
+    skipped = summary.get("skipped", 0)
+    reasons = summary.get("skipped_by_reason", {})
+    text = (f"Prepared by `emotions-hf prepare` from a {summary.get('source_kind', 'source')} source "
+            f"({summary.get('source_rows', 0):,} rows listed, {summary.get('videos', 0):,} valid videos, "
+            f"{skipped:,} skipped). Every video was opened and checked for frames; the skipped ones and why "
+            "are listed in `preparation_report.json`.")
+    if reasons:
+        text += "\n\nSkipped by reason: " + json.dumps(reasons, sort_keys=True)
+    return text
+
+
+def reference_card() -> str:
+    """The card of the full release as the paper describes it (Table 2 counts, default seed and sizes):
+    the template kept in `dataset_script/README.md`. `prepare` writes the real card, with the digests of
+    the metadata files and the counts of the videos it validated."""
+    from ..labels import EMOTIONS
+    from .variants import TABLE2_COUNTS, VARIANTS, VariantSpec, describe, draw_splits
+
+    labels = [name for name, n in TABLE2_COUNTS.items() for _ in range(n)]
+    ids = [f"{i + 1:08d}" for i in range(len(labels))]  # any unique ids: the counts do not depend on them
+    spec = VariantSpec()
+    counts = describe(draw_splits(ids, labels, EMOTIONS.labels, VARIANTS, spec), labels, EMOTIONS.labels)
+    files = {variant: {split: metadata_filename(variant, split, "<digest>") for split in SPLITS} for variant in VARIANTS}
+    preparation = (
+        "This is the template card: the counts are those of the full release (the paper's Table 2). "
+        "`emotions-hf prepare <local snapshot of Conna/eMotions> emotions` (or `python "
+        "dataset_script/prepare_emotions.py ...`) reads the parquet shards `data/*.parquet` (mp4 bytes "
+        "in `video_data`), validates every video, writes this folder and replaces `<digest>` and the "
+        "counts by those of the videos it kept.")
+    return render_card(EMOTIONS, files, counts, spec, with_proxy=False, preparation=preparation)
+
+
+__all__ = ["CITATION", "VIDEO_GLOB", "card_yaml", "dataset_features", "metadata_filename", "preparation_text",
+           "reference_card", "render_card"]

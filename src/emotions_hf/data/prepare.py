@@ -1,0 +1,532 @@
+"""`emotions-hf prepare`: turn a source into a dataset folder that `load_dataset` reads.
+
+The source is listed first (no media read); rows whose label is outside the label set, whose id
+repeats an earlier row, whose file is missing, and shards that cannot be read are problems: with
+`strict=True` they stop preparation with an error listing every one, otherwise they are skipped and
+listed in the report. Then each remaining video is written once into `videos/`, opened and checked
+(`emotions_hf.decoding.probe`: it must decode and have frames), and, with `proxy=True`, given its
+training proxy and MFCC cache. Videos that fail are skipped with the reason. Finally the variants
+and splits are drawn (`variants.draw_splits`) and the metadata files, card and report written.
+
+Resuming: every finished video (kept or skipped) is appended to `.prepare/journal.jsonl` after its
+files are in place (written to `.prepare/tmp/` first, then renamed), so a run that is interrupted
+and started again continues where it stopped; a run after a complete one only rewrites the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..errors import VideoReadError
+from ..labels import LABEL_SETS, POLARITIES, LabelSet, get_label_set
+from .card import dataset_features, metadata_filename, preparation_text, render_card
+from .sources import ParquetSource, SourceEntry, open_source
+from .variants import DEFAULT_SEED, SPLITS, TEST_VARIANT_SIZE, VARIANTS, VariantSpec, describe, draw_splits
+
+REPORT_FILE = "preparation_report.json"
+STATE_DIR = ".prepare"
+JOURNAL_FILE = "journal.jsonl"
+STATE_FILE = "state.json"
+MAX_LISTED = 50  # problems spelled out in an error message
+
+
+class PrepareError(ValueError):
+    """Preparation cannot go on; the message lists the offending rows."""
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    out_dir: Path
+    videos: int
+    skipped: list[dict]
+    counts: dict
+    report_path: Path
+
+
+# --------------------------------------------------------------------------------------------------
+# Listing and triage
+
+
+def _triage(entries: list[SourceEntry], label_set: LabelSet) -> tuple[list[tuple[SourceEntry, str]], list[dict]]:
+    """Split listed rows into (entry, class name) to process and problems {video_id, origin, reason}."""
+    valid, problems, first_seen = [], [], {}
+    for entry in entries:
+        try:
+            label = label_set.normalize_label(entry.raw_label)
+        except ValueError as error:
+            problems.append(_problem(entry, f"label outside the label set: {error}"))
+            continue
+        if entry.video_id in first_seen:
+            problems.append(_problem(entry, f"duplicate id {entry.video_id!r} (first at {first_seen[entry.video_id]})"))
+            continue
+        first_seen[entry.video_id] = entry.origin
+        if entry.path is not None and not entry.path.is_file():
+            problems.append(_problem(entry, f"missing file {entry.path}"))
+            continue
+        valid.append((entry, label))
+    return valid, problems
+
+
+def _problem(entry: SourceEntry, reason: str) -> dict:
+    return {"video_id": entry.video_id, "origin": entry.origin, "reason": reason}
+
+
+def _raise_listing(problems: list[dict], source) -> None:
+    lines = [f"  {p['origin']}: {p['reason']}" for p in problems[:MAX_LISTED]]
+    more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    raise PrepareError(f"{source}: {len(problems)} rows cannot be prepared (strict mode):\n" + "\n".join(lines) + more)
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-video work (runs in worker processes with num_proc > 1)
+
+
+def shard_dir(video_id: str) -> str:
+    """Two hex digits of the id's hash: spreads 28k videos over 256 folders (the Hub wants < 10k per folder)."""
+    return hashlib.sha1(video_id.encode("utf-8")).hexdigest()[:2]
+
+
+@dataclass(frozen=True)
+class Task:
+    video_id: str
+    label: str
+    origin: str
+    staged: str  # the video's file in .prepare/tmp (written by the main process or copied by the worker)
+    source_file: str | None  # folder sources: the file to copy or link into `staged`
+    relative: str  # destination inside the dataset folder
+    out_dir: str
+    link: bool
+    proxy: bool
+    proxy_options: dict | None
+    processor: object | None
+
+
+def _stage(task: Task) -> None:
+    if task.source_file is None:
+        return
+    staged = Path(task.staged)
+    staged.unlink(missing_ok=True)
+    if task.link:
+        try:
+            os.link(task.source_file, staged)
+            return
+        except OSError:  # another file system: copy instead
+            pass
+    shutil.copyfile(task.source_file, staged)
+
+
+def process_video(task: Task) -> dict:
+    """Write, validate (and proxy) one video; returns its journal record, kept or skipped."""
+    from ..decoding import probe
+
+    record = {"video_id": task.video_id, "label": task.label, "origin": task.origin}
+    staged = Path(task.staged)
+    try:
+        _stage(task)
+        info = probe(staged)
+        if info.num_frames < 1 or not info.duration > 0:
+            raise VideoReadError(task.origin, f"no frames (num_frames={info.num_frames}, duration={info.duration})")
+        destination = Path(task.out_dir) / task.relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if task.proxy:
+            record.update(_write_proxy_files(task, staged))
+        os.replace(staged, destination)
+    except (VideoReadError, OSError) as error:
+        staged.unlink(missing_ok=True)
+        reason = error.reason if isinstance(error, VideoReadError) else f"{type(error).__name__}: {error}"
+        return {**record, "status": "skipped", "reason": reason}
+    return {**record, "status": "ok", "file_name": task.relative, "duration": info.duration,
+            "has_audio": info.has_audio, "num_frames": info.num_frames, "fps": info.fps, "width": info.width,
+            "height": info.height}
+
+
+def _write_proxy_files(task: Task, staged: Path) -> dict:
+    from ..proxy import write_mfcc_cache, write_proxy
+
+    out_dir, folder = Path(task.out_dir), shard_dir(task.video_id)
+    names = {"proxy_file_name": f"proxy/{folder}/{task.video_id}.mp4",
+             "mfcc_file_name": f"mfcc/{folder}/{task.video_id}.npy"}
+    staged_proxy = staged.with_name(f"{task.video_id}.proxy.mp4")
+    staged_mfcc = staged.with_name(f"{task.video_id}.mfcc.npy")
+    try:
+        write_proxy(staged, staged_proxy, **(task.proxy_options or {}))
+        write_mfcc_cache(staged, staged_mfcc, task.processor)
+        for staged_file, key in ((staged_proxy, "proxy_file_name"), (staged_mfcc, "mfcc_file_name")):
+            target = out_dir / names[key]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged_file, target)
+    finally:
+        staged_proxy.unlink(missing_ok=True)
+        staged_mfcc.unlink(missing_ok=True)
+    return names
+
+
+# --------------------------------------------------------------------------------------------------
+# Journal
+
+
+class Journal:
+    """Append-only record of finished videos; a torn last line (interrupted write) is ignored."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.records[record["video_id"]] = record
+        self._handle = None
+
+    def append(self, record: dict) -> None:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torn = self.path.is_file() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
+            # kept open across appends, closed by `close()` in prepare's `finally`
+            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            if torn:  # start after the torn line, which the reader skips
+                self._handle.write("\n")
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+        self.records[record["video_id"]] = record
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def _check_state(state_dir: Path, state: dict) -> None:
+    """Refuse to mix two different sources or label sets in one folder."""
+    path = state_dir / STATE_FILE
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        keys = ("source", "label_set")
+        if {k: previous.get(k) for k in keys} != {k: state.get(k) for k in keys}:
+            raise PrepareError(f"{state_dir.parent} was prepared from {previous.get('source')} with label set "
+                               f"{previous.get('label_set')!r}; prepare {state.get('source')} into another folder")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, json.dumps(state, indent=2).encode("utf-8"))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    staged = path.with_name(path.name + ".partial")
+    staged.write_bytes(data)
+    os.replace(staged, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+
+
+def _tasks(pending: list[tuple[SourceEntry, str]], out_dir: Path, tmp_dir: Path, **common) -> Iterable[Task]:
+    for entry, label in pending:
+        relative = f"videos/{shard_dir(entry.video_id)}/{entry.video_id}{entry.extension}"
+        yield Task(video_id=entry.video_id, label=label, origin=entry.origin,
+                   staged=str(tmp_dir / f"{entry.video_id}{entry.extension}"),
+                   source_file=str(entry.path) if entry.path is not None else None,
+                   relative=relative, out_dir=str(out_dir), **common)
+
+
+def _run_tasks(tasks: list[Task], executor, journal: Journal, bar) -> None:
+    results = executor.map(process_video, tasks) if executor else map(process_video, tasks)
+    for record in results:
+        journal.append(record)
+        bar.update(1)
+
+
+def _process_parquet(source: ParquetSource, pending, out_dir, tmp_dir, executor, journal, bar, common) -> None:
+    """Row group by row group: only one row group's bytes are in memory at a time."""
+    import pyarrow as pa
+
+    by_group: dict[tuple, list] = {}
+    for entry, label in pending:
+        by_group.setdefault((entry.shard, entry.row_group), []).append((entry, label))
+    for (shard, group), members in by_group.items():
+        try:
+            blobs = source.read_videos(shard, group)
+        except (pa.ArrowException, OSError) as error:  # a damaged row group: its rows are skipped with the reason
+            for entry, label in members:
+                journal.append({**_problem(entry, f"unreadable row group {group} ({type(error).__name__}: {error})"),
+                                "label": label, "status": "skipped"})
+                bar.update(1)
+            continue
+        tasks = []
+        for task, (entry, label) in zip(_tasks(members, out_dir, tmp_dir, **common), members):
+            blob = blobs[entry.row]
+            if not blob:
+                journal.append({**_problem(entry, "no video bytes in the row"), "label": label, "status": "skipped"})
+                bar.update(1)
+                continue
+            Path(task.staged).write_bytes(blob)
+            tasks.append(task)
+        del blobs
+        _run_tasks(tasks, executor, journal, bar)
+
+
+def prepare(
+    source: str | Path,
+    out_dir: str | Path,
+    label_set: str | LabelSet = "emotions",
+    seed: int = DEFAULT_SEED,
+    variants: Iterable[str] | None = None,
+    balanced_counts: dict[str, int] | None = None,
+    test_size: int = TEST_VARIANT_SIZE,
+    test_fraction: float = 0.2,
+    num_proc: int = 1,
+    proxy: bool = False,
+    proxy_options: dict | None = None,
+    processor=None,
+    strict: bool = False,
+    link: bool = False,
+    video_column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+    labels_file: str | Path | None = None,
+    progress: bool = True,
+) -> PrepareResult:
+    """Prepare `source` into the dataset folder `out_dir` and return what was done.
+
+    Args:
+        source: parquet shards (`data/*.parquet`, the official release) or a folder of videos.
+        label_set: `emotions` (default), `ve8`, `ekman6` or `music_video`, or a `LabelSet`.
+        seed, balanced_counts, test_size, test_fraction: the variant draws (`variants.VariantSpec`).
+        variants: configs to write; eMotions gets `all`, `balanced`, `test`, other label sets `all`.
+        num_proc: processes validating (and proxying) videos.
+        proxy: also write the training proxies and MFCC cache (`emotions_hf.proxy`); `proxy_options`
+            go to `write_proxy`, `processor` (an `AVCANetProcessor`, default settings if None) sets the MFCC.
+        strict: raise `PrepareError` listing bad labels, duplicate ids, missing files and unreadable
+            shards instead of skipping them (unreadable videos are always skipped and reported).
+        link: hard-link folder videos into the dataset instead of copying them (same file system).
+        video_column, label_column, id_column: parquet / labels-file column names (detected if None).
+        labels_file: labels CSV/JSON of a folder source (found by name if None).
+    """
+    label_set = get_label_set(label_set) if isinstance(label_set, str) else label_set
+    variants = tuple(variants) if variants is not None else (VARIANTS if label_set.name == "emotions" else ("all",))
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"variants {unknown or variants} are not a non-empty subset of {VARIANTS}")
+    spec = VariantSpec(balanced_counts=balanced_counts, test_size=test_size, test_fraction=test_fraction, seed=seed)
+    out_dir = Path(out_dir)
+    src = open_source(source, video_column=video_column, label_column=label_column, id_column=id_column,
+                      labels_file=labels_file)
+    if out_dir.resolve().is_relative_to(src.root.resolve()):
+        raise PrepareError(f"{out_dir} is inside the source {src.root}; write the dataset folder elsewhere")
+    entries, shard_problems = src.list()
+    valid, problems = _triage(entries, label_set)
+    problems = [{"video_id": None, "origin": p.origin, "reason": p.reason} for p in shard_problems] + problems
+    if strict and problems:
+        _raise_listing(problems, source)
+    if proxy and processor is None:
+        from ..processing_avcanet import AVCANetProcessor
+
+        processor = AVCANetProcessor()
+
+    state_dir = out_dir / STATE_DIR
+    _check_state(state_dir, {"source": src.describe(), "label_set": label_set.name})
+    tmp_dir = state_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(state_dir / JOURNAL_FILE)
+    pending = [(entry, label) for entry, label in valid if _needs_work(journal.records.get(entry.video_id), proxy)]
+    common = {"link": link, "proxy": proxy, "proxy_options": proxy_options, "processor": processor}
+    bar = tqdm(total=len(valid), initial=len(valid) - len(pending), desc="prepare", unit="video", disable=not progress)
+    executor = ProcessPoolExecutor(num_proc) if num_proc > 1 and pending else None
+    try:
+        if isinstance(src, ParquetSource):
+            _process_parquet(src, pending, out_dir, tmp_dir, executor, journal, bar, common)
+        else:
+            _run_tasks(list(_tasks(pending, out_dir, tmp_dir, **common)), executor, journal, bar)
+    finally:
+        bar.close()
+        journal.close()
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    return _finish(out_dir, src, entries, valid, problems, journal, label_set, variants, spec, proxy)
+
+
+def _needs_work(record: dict | None, proxy: bool) -> bool:
+    if record is None:
+        return True
+    return proxy and record.get("status") == "ok" and "proxy_file_name" not in record
+
+
+def _finish(out_dir, src, entries, valid, problems, journal, label_set, variants, spec, proxy) -> PrepareResult:
+    """Draw the splits over the kept videos and write the metadata files, card and report."""
+    import pyarrow as pa
+
+    # labels and origins come from the current listing: a label corrected in the source needs no redo
+    records = [{**journal.records[entry.video_id], "label": label, "origin": entry.origin}
+               for entry, label in valid if entry.video_id in journal.records]
+    kept = sorted((r for r in records if r["status"] == "ok"), key=lambda r: r["video_id"])
+    skipped = problems + [{k: r.get(k) for k in ("video_id", "origin", "reason")} for r in records
+                          if r["status"] != "ok"]
+    if not kept:
+        report = _write_report(out_dir, {"source": src.describe(), "videos": 0}, skipped)
+        raise PrepareError(f"{src.root}: no valid video among {len(entries)} rows; the reasons are in {report}")
+    labels = [r["label"] for r in kept]
+    splits = draw_splits([r["video_id"] for r in kept], labels, label_set.labels, variants, spec)
+    counts = describe(splits, labels, label_set.labels)
+    empty = [f"{variant}/{split}" for variant, by_split in splits.items() for split in SPLITS if not len(by_split[split])]
+    if empty:  # datasets cannot load a split without rows
+        raise PrepareError(f"{src.root}: splits {empty} would be empty with {len(kept)} valid videos; use more "
+                           "videos, a larger test fraction or a larger test size (the finished videos are kept)")
+    with_proxy = proxy or all("proxy_file_name" in r for r in kept)
+    features = dataset_features(label_set, with_proxy)
+    table = _metadata_table(kept, label_set, with_proxy)
+    files = {variant: {split: _write_metadata(table.take(pa.array(rows[split], type=pa.int64())), out_dir, variant,
+                                              split) for split in SPLITS}
+             for variant, rows in splits.items()}
+    current = {name for by_split in files.values() for name in by_split.values()}
+    for stale in out_dir.glob("metadata-*.parquet"):  # an earlier preparation's draw
+        if stale.name not in current:
+            stale.unlink()
+    summary = {
+        "source_kind": src.kind,
+        "source": src.describe(),
+        "label_set": label_set.name,
+        "source_rows": len(entries),
+        "videos": len(kept),
+        "skipped": len(skipped),
+        "skipped_by_reason": dict(Counter(_reason_kind(s["reason"]) for s in skipped)),
+        "seed": spec.seed,
+        "variants": list(variants),
+        "balanced_counts": dict(spec.balanced_counts),
+        "test_size": spec.test_size,
+        "test_fraction": spec.test_fraction,
+        "counts": counts,
+        "features": list(features),
+    }
+    report_path = _write_report(out_dir, summary, skipped)
+    card = render_card(label_set, files, counts, spec, with_proxy, preparation_text(summary),
+                       folder=out_dir.name, pretty_name="eMotions" if label_set.name == "emotions" else label_set.name)
+    _write_atomic(out_dir / "README.md", card.encode("utf-8"))
+    return PrepareResult(out_dir=out_dir, videos=len(kept), skipped=skipped, counts=counts, report_path=report_path)
+
+
+def _write_metadata(table, out_dir: Path, variant: str, split: str) -> str:
+    """Write one split's metadata file, named after its content digest; returns the name."""
+    import pyarrow.parquet as pq
+
+    staged = out_dir / f".metadata-{variant}-{split}.partial"
+    pq.write_table(table, staged)
+    digest = hashlib.sha256(staged.read_bytes()).hexdigest()[:10]
+    name = metadata_filename(variant, split, digest)
+    os.replace(staged, out_dir / name)
+    return name
+
+
+def _reason_kind(reason: str) -> str:
+    """A short kind for the report's tally: the text before the first colon or parenthesis."""
+    return reason.split(":")[0].split("(")[0].strip()
+
+
+def _write_report(out_dir: Path, summary: dict, skipped: list[dict]) -> Path:
+    path = out_dir / REPORT_FILE
+    _write_atomic(path, json.dumps({**summary, "skipped_rows": skipped}, indent=2, default=str).encode("utf-8"))
+    return path
+
+
+def _metadata_table(kept: list[dict], label_set: LabelSet, with_proxy: bool):
+    """One row per kept video, columns in the order of `dataset_features` (`file_name` -> `video`)."""
+    import pyarrow as pa
+
+    columns = {
+        "file_name": pa.array([r["file_name"] for r in kept], pa.string()),
+        "video_id": pa.array([r["video_id"] for r in kept], pa.string()),
+        "label": pa.array([label_set.label2id[r["label"]] for r in kept], pa.int64()),
+        "polarity": pa.array([POLARITIES.index(label_set.polarity[r["label"]]) for r in kept], pa.int64()),
+        "duration": pa.array([r["duration"] for r in kept], pa.float32()),
+        "has_audio": pa.array([r["has_audio"] for r in kept], pa.bool_()),
+        "num_frames": pa.array([r["num_frames"] for r in kept], pa.int32()),
+        "fps": pa.array([r["fps"] for r in kept], pa.float32()),
+        "width": pa.array([r["width"] for r in kept], pa.int32()),
+        "height": pa.array([r["height"] for r in kept], pa.int32()),
+        "origin": pa.array([r["origin"] for r in kept], pa.string()),
+    }
+    if with_proxy:
+        columns["proxy_file_name"] = pa.array([r["proxy_file_name"] for r in kept], pa.string())
+        columns["mfcc_file_name"] = pa.array([r["mfcc_file_name"] for r in kept], pa.string())
+    return pa.table(columns)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _counts_argument(text: str) -> dict[str, int]:
+    try:
+        return {name.strip(): int(n) for name, n in (item.split("=") for item in text.split(",") if item.strip())}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected Class=N,Class=N, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="parquet shards (data/*.parquet) or a folder of videos with labels")
+    parser.add_argument("out_dir", help="the dataset folder to write (load it with load_dataset(out_dir, config))")
+    parser.add_argument("--label-set", default="emotions", choices=sorted(LABEL_SETS),
+                        help="class names and polarity map (emotions, or the public sets ve8, ekman6, music_video)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the variant and split draws")
+    parser.add_argument("--variants", default=None,
+                        help=f"comma-separated configs to write, of {', '.join(VARIANTS)} (default: all three for "
+                             "emotions, 'all' otherwise)")
+    parser.add_argument("--balanced-counts", type=_counts_argument, default=None,
+                        help="videos per class of the balanced variant, e.g. Excitation=4000,Neutral=3000 "
+                             "(the default); other classes are taken whole")
+    parser.add_argument("--test-size", type=int, default=TEST_VARIANT_SIZE, help="videos in the test variant")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each class in a test split")
+    parser.add_argument("--num-proc", type=int, default=1, help="processes validating the videos")
+    parser.add_argument("--proxy", action="store_true", help="also write training proxies and the MFCC cache")
+    parser.add_argument("--processor", default=None,
+                        help="folder of a saved AVCANetProcessor whose MFCC settings the cache uses (with --proxy)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop with an error listing bad labels, duplicate ids, missing files and unreadable "
+                             "shards instead of skipping them")
+    parser.add_argument("--link", action="store_true", help="hard-link videos of a folder source instead of copying")
+    parser.add_argument("--video-column", default=None, help="parquet column with the video bytes (detected)")
+    parser.add_argument("--label-column", default=None, help="parquet / labels-file column with the label (detected)")
+    parser.add_argument("--id-column", default=None, help="parquet / labels-file column with the id or file name")
+    parser.add_argument("--labels-file", default=None, help="labels CSV/JSON of a folder source (found by name)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    processor = None
+    if args.processor:
+        from ..processing_avcanet import AVCANetProcessor
+
+        processor = AVCANetProcessor.from_pretrained(args.processor)
+    try:
+        result = prepare(
+            args.source, args.out_dir, label_set=args.label_set, seed=args.seed,
+            variants=args.variants.split(",") if args.variants else None, balanced_counts=args.balanced_counts,
+            test_size=args.test_size, test_fraction=args.test_fraction, num_proc=args.num_proc, proxy=args.proxy,
+            processor=processor, strict=args.strict, link=args.link, video_column=args.video_column,
+            label_column=args.label_column, id_column=args.id_column, labels_file=args.labels_file,
+            progress=not args.no_progress,
+        )
+    except ValueError as error:  # PrepareError, SourceError and bad options: a message, not a traceback
+        print(f"emotions-hf prepare: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{result.out_dir}: {result.videos} videos, {len(result.skipped)} skipped "
+          f"(report: {result.report_path})")
+    for variant, by_split in result.counts.items():
+        print(f"  {variant}: " + ", ".join(f"{split} {sum(c.values())}" for split, c in by_split.items()))
+    return 0
+
+
+__all__ = ["PrepareError", "PrepareResult", "add_arguments", "prepare", "process_video", "run"]

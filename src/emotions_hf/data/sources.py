@@ -1,0 +1,313 @@
+"""Where the videos come from: the official parquet shards, or a folder of videos with labels.
+
+A source is listed first (ids, raw labels, where each video lives; no media read), so that label,
+duplicate and missing-file problems are known before any work starts. Media are read later, one
+parquet row group or one file at a time.
+
+Layouts:
+- parquet: `data/*.parquet` (or `*.parquet`) with one row per video and the mp4 bytes in a column
+  (`video_data` in the official release). Column names are detected or given explicitly.
+- folder with a labels file: `labels.csv` / `labels.json` / `labels.jsonl` (or any file given),
+  with an id or file column and a label column.
+- UCF101-style lists: `classInd.txt` with `trainlist01.txt` / `testlist01.txt` (`Class/video [id]`).
+- class subfolders: `<Class>/<video>.mp4`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".mpeg", ".mpg", ".webm", ".m4v", ".flv", ".wmv")
+VIDEO_COLUMNS = ("video_data", "video", "video_bytes", "bytes", "mp4", "data", "content")
+LABEL_COLUMNS = ("label", "emotion", "labels", "class", "category", "class_name", "label_name")
+ID_COLUMNS = ("file_name", "filename", "video_id", "id", "name", "video_name", "path", "file")
+LABEL_FILES = ("labels.csv", "labels.json", "labels.jsonl", "metadata.csv", "metadata.jsonl", "annotations.csv")
+UCF_LISTS = ("trainlist01.txt", "testlist01.txt")
+
+
+class SourceError(ValueError):
+    """The source cannot be listed at all (no videos found, columns missing, a labels file unreadable)."""
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One video of a source, before any media is read."""
+
+    video_id: str
+    raw_label: object
+    origin: str  # human-readable location for reports: a relative path or "shard.parquet row 12"
+    path: Path | None = None  # folder sources: the file (may be missing)
+    shard: Path | None = None  # parquet sources: the shard, row group and row within it
+    row_group: int = -1
+    row: int = -1
+
+    @property
+    def extension(self) -> str:
+        """File extension the video keeps in the dataset folder (parquet bytes are mp4, SPEC §2)."""
+        suffix = self.path.suffix.lower() if self.path is not None else ""
+        return suffix if suffix in VIDEO_EXTENSIONS else ".mp4"
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """A shard that cannot be read: its rows are unknown, so it is reported as a whole."""
+
+    origin: str
+    reason: str
+
+
+def video_id_of(name: str) -> str:
+    """The id of a video from its file name, without folder or video extension: `Fear/00000002.mp4` -> `00000002`."""
+    path = Path(str(name).strip())
+    return path.stem if path.suffix.lower() in VIDEO_EXTENSIONS else path.name
+
+
+def _pick_column(names: list[str], given: str | None, candidates: tuple[str, ...], what: str, where: str) -> str | None:
+    if given is not None:
+        if given not in names:
+            raise SourceError(f"{where}: no {what} column {given!r}; columns are {names}")
+        return given
+    folded = {name.casefold(): name for name in names}
+    for candidate in candidates:
+        if candidate in folded:
+            return folded[candidate]
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Parquet shards (the official release)
+
+
+@dataclass(frozen=True)
+class ParquetColumns:
+    video: str
+    label: str
+    id: str | None
+
+
+class ParquetSource:
+    """Parquet shards with the mp4 bytes in a column, read row group by row group."""
+
+    kind = "parquet"
+
+    def __init__(self, root: str | Path, video_column: str | None = None, label_column: str | None = None,
+                 id_column: str | None = None):
+        self.root = Path(root)
+        data = self.root / "data"
+        self.shards = sorted(data.glob("*.parquet")) if data.is_dir() else []
+        if not self.shards:
+            self.shards = sorted(self.root.glob("*.parquet"))
+        if not self.shards:
+            raise SourceError(f"{self.root}: no parquet shards in data/ or at the top level")
+        self._given = (video_column, label_column, id_column)
+        self._columns: ParquetColumns | None = None
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "root": str(self.root.resolve()), "shards": [s.name for s in self.shards],
+                "columns": dict(zip(("video", "label", "id"), self._given))}
+
+    def columns(self, schema_names: list[str], binary_names: list[str], where: str) -> ParquetColumns:
+        """Detect (once) which columns hold the video bytes, the label and the id."""
+        if self._columns is None:
+            video_given, label_given, id_given = self._given
+            video = _pick_column(schema_names, video_given, VIDEO_COLUMNS, "video", where)
+            if video is None and len(binary_names) == 1:
+                video = binary_names[0]
+            label = _pick_column(schema_names, label_given, LABEL_COLUMNS, "label", where)
+            if video is None or label is None:
+                raise SourceError(
+                    f"{where}: cannot tell which columns hold the video bytes and the label among {schema_names}; "
+                    "name them with --video-column / --label-column")
+            self._columns = ParquetColumns(video, label, _pick_column(schema_names, id_given, ID_COLUMNS, "id", where))
+        return self._columns
+
+    def _column_type(self, shard_file) -> tuple[list[str], list[str]]:
+        import pyarrow as pa
+
+        schema = shard_file.schema_arrow
+        binary = [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+                  or (pa.types.is_struct(f.type) and f.type.get_field_index("bytes") >= 0)]
+        return schema.names, binary
+
+    def list(self) -> tuple[list[SourceEntry], list[SourceProblem]]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        entries, problems = [], []
+        for shard in self.shards:
+            where = shard.relative_to(self.root).as_posix()
+            try:
+                shard_file = pq.ParquetFile(shard)
+                names, binary = self._column_type(shard_file)
+                columns = self.columns(names, binary, where)
+                wanted = [columns.label] + ([columns.id] if columns.id else [])
+                start = 0
+                for group in range(shard_file.num_row_groups):
+                    table = shard_file.read_row_group(group, columns=wanted)
+                    labels = table.column(columns.label).to_pylist()
+                    ids = table.column(columns.id).to_pylist() if columns.id else [None] * len(labels)
+                    for row, (raw_label, raw_id) in enumerate(zip(labels, ids)):
+                        video_id = video_id_of(raw_id) if raw_id else f"{shard.stem}-{start + row:06d}"
+                        entries.append(SourceEntry(video_id=video_id, raw_label=raw_label, shard=shard,
+                                                   origin=f"{where} row {start + row}" + (f" ({raw_id})" if raw_id else ""),
+                                                   row_group=group, row=row))
+                    start += len(labels)
+            except (pa.ArrowException, OSError) as error:  # a damaged or truncated file
+                problems.append(SourceProblem(where, f"unreadable parquet shard ({type(error).__name__}: {error})"))
+        return entries, problems
+
+    def read_videos(self, shard: Path, row_group: int) -> list[bytes | None]:
+        """The video bytes of one row group, in row order (None where a row holds no bytes)."""
+        import pyarrow.parquet as pq
+
+        columns = self._columns
+        values = pq.ParquetFile(shard).read_row_group(row_group, columns=[columns.video]).column(0).to_pylist()
+        return [value.get("bytes") if isinstance(value, dict) else value for value in values]
+
+
+# --------------------------------------------------------------------------------------------------
+# Folders
+
+
+class FolderSource:
+    """A folder of videos labelled by a labels file, UCF101-style lists or class subfolders."""
+
+    kind = "folder"
+
+    def __init__(self, root: str | Path, labels_file: str | Path | None = None, label_column: str | None = None,
+                 id_column: str | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise SourceError(f"{self.root}: not a folder")
+        self.labels_file = Path(labels_file) if labels_file else self._find_labels_file()
+        self.label_column = label_column
+        self.id_column = id_column
+
+    def _find_labels_file(self) -> Path | None:
+        for name in LABEL_FILES:
+            if (self.root / name).is_file():
+                return self.root / name
+        return None
+
+    @property
+    def layout(self) -> str:
+        if self.labels_file is not None:
+            return "labels-file"
+        if (self.root / "classInd.txt").is_file() and any((self.root / name).is_file() for name in UCF_LISTS):
+            return "ucf101"
+        return "class-folders"
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "root": str(self.root.resolve()), "layout": self.layout,
+                "labels_file": str(self.labels_file) if self.labels_file else None}
+
+    def list(self) -> tuple[list[SourceEntry], list[SourceProblem]]:
+        if self.layout == "labels-file":
+            return self._from_labels_file(), []
+        if self.layout == "ucf101":
+            return self._from_ucf_lists(), []
+        return self._from_class_folders(), []
+
+    def _videos_by_stem(self) -> dict[str, list[Path]]:
+        index: dict[str, list[Path]] = {}
+        for path in sorted(self.root.rglob("*")):
+            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+                index.setdefault(path.stem, []).append(path)
+        return index
+
+    def _entry(self, reference: str, raw_label, where: str, index: dict[str, list[Path]]) -> SourceEntry:
+        """An entry for `reference`: a relative path, a path without extension (the authors' lists) or a
+        bare id, found by its stem when it is not a file as given. A missing file keeps its expected path."""
+        candidate = self.root / reference
+        if not candidate.is_file():
+            name = Path(reference)
+            found = index.get(name.stem if name.suffix.lower() in VIDEO_EXTENSIONS else name.name, [])
+            if len(found) == 1:
+                candidate = found[0]
+        return SourceEntry(video_id=video_id_of(reference), raw_label=raw_label, origin=where, path=candidate)
+
+    def _read_label_rows(self) -> list[dict]:
+        path = self.labels_file
+        try:
+            if path.suffix.lower() == ".csv":
+                with open(path, newline="", encoding="utf-8") as handle:
+                    return list(csv.DictReader(handle))
+            if path.suffix.lower() == ".jsonl":
+                return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise SourceError(f"{path}: cannot read the labels file ({error})") from None
+        if isinstance(data, dict):  # {"video_id": "label", ...}
+            return [{"video_id": key, "label": value} for key, value in data.items()]
+        if isinstance(data, list):
+            return data
+        raise SourceError(f"{path}: expected a list of rows or an {{id: label}} object")
+
+    def _from_labels_file(self) -> list[SourceEntry]:
+        rows = self._read_label_rows()
+        if not rows:
+            raise SourceError(f"{self.labels_file}: no rows")
+        names = list(rows[0])
+        where = self.labels_file.name
+        label = _pick_column(names, self.label_column, LABEL_COLUMNS, "label", where)
+        ident = _pick_column(names, self.id_column, ID_COLUMNS, "id", where)
+        if label is None or ident is None:
+            raise SourceError(f"{self.labels_file}: needs an id or file column and a label column, got {names}; "
+                              "name them with --id-column / --label-column")
+        index = self._videos_by_stem()
+        return [self._entry(str(row.get(ident, "")).strip(), row.get(label), f"{where} line {i + 2}", index)
+                for i, row in enumerate(rows)]
+
+    def _from_ucf_lists(self) -> list[SourceEntry]:
+        classes = {}
+        for line in (self.root / "classInd.txt").read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                classes[parts[0]] = " ".join(parts[1:])
+        index = self._videos_by_stem()
+        entries = []
+        for list_name in UCF_LISTS:
+            path = self.root / list_name
+            if not path.is_file():
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                parts = line.split()
+                if not parts:
+                    continue
+                reference = parts[0]
+                # the class folder names the label; a trailing id (1-based, classInd) is checked against it
+                raw_label = Path(reference).parts[0] if len(Path(reference).parts) > 1 else classes.get(parts[-1])
+                if len(parts) > 1 and len(Path(reference).parts) > 1 and classes.get(parts[1], raw_label) != raw_label:
+                    raw_label = f"{raw_label} (folder) vs {classes[parts[1]]} (classInd id {parts[1]})"
+                entries.append(self._entry(reference, raw_label, f"{list_name} line {number}", index))
+        return entries
+
+    def _from_class_folders(self) -> list[SourceEntry]:
+        entries = []
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for path in sorted(folder.rglob("*")):
+                if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+                    relative = path.relative_to(self.root).as_posix()
+                    entries.append(SourceEntry(video_id=path.stem, raw_label=folder.name, origin=relative, path=path))
+        if not entries:
+            raise SourceError(f"{self.root}: no labels file, no classInd.txt lists and no videos in class subfolders")
+        return entries
+
+
+def open_source(root: str | Path, **options) -> ParquetSource | FolderSource:
+    """The source at `root`: parquet shards if there are any, else a folder of videos."""
+    root = Path(root)
+    if not root.exists():
+        raise SourceError(f"{root}: no such source")
+    parquet_options = {k: options.get(k) for k in ("video_column", "label_column", "id_column")}
+    folder_options = {k: options.get(k) for k in ("labels_file", "label_column", "id_column")}
+    if root.is_dir() and (any((root / "data").glob("*.parquet")) or any(root.glob("*.parquet"))):
+        return ParquetSource(root, **parquet_options)
+    return FolderSource(root, **folder_options)
+
+
+__all__ = ["FolderSource", "ParquetSource", "SourceEntry", "SourceError", "SourceProblem", "open_source",
+           "video_id_of"]
