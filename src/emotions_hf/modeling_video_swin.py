@@ -1,0 +1,340 @@
+"""Video Swin Transformer 3D backbone (Liu et al., "Video Swin Transformer", CVPR 2022), the visual branch of AV-CANet.
+
+Parameters are named like the official Video Swin checkpoint without its `backbone.` prefix (`patch_embed.proj`,
+`layers.{s}.blocks.{j}.attn.qkv`, `layers.{s}.downsample.reduction`, `norm`, ...), so `convert_checkpoints` only renames.
+
+Layout and speed: the network works on channels-last maps (N, D, H, W, C), so LayerNorm and every Linear act on the
+contiguous last dim and the patch embedding is one Linear over flattened patches. The only data movements are the
+shift roll (shifted dims only) and the window split / merge, each a single reshape copy; the split is fused with the
+head split (`window_partition`) and works on the qkv projection directly. Attention runs through
+`F.scaled_dot_product_attention` with the relative position bias and the shift mask (built once per feature shape,
+-inf across regions) as one additive float mask; windows ride in the batch or head dim so the mask broadcasts without
+being copied per video. On the CPU that is the fused flash kernel at inference; when the bias needs a gradient
+(training) PyTorch computes it with its math path, as the reference implementations do.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from .configuration_avcanet import AVCANetConfig
+
+Size3 = tuple[int, int, int]
+
+
+def window_partition(x: torch.Tensor, window_size: Size3) -> torch.Tensor:
+    """Cut a channels-last map into windows, one copy.
+
+    (N, D, H, W, S, h, d) -> (S, N, nW·h, wd·wh·ww, d): S stacked projections (3 for q|k|v), h heads of width d.
+    Windows run in (D, H, W) raster order, heads fastest, so the result views as (S, N·nW, h, window, d) too.
+    D, H, W must be multiples of the window size.
+    """
+    n, depth, height, width, stack, heads, dim = x.shape
+    wd, wh, ww = window_size
+    x = x.view(n, depth // wd, wd, height // wh, wh, width // ww, ww, stack, heads, dim)
+    x = x.permute(7, 0, 1, 3, 5, 8, 2, 4, 6, 9)
+    return x.reshape(stack, n, -1, wd * wh * ww, dim)
+
+
+def window_reverse(windows: torch.Tensor, window_size: Size3, spatial: Size3) -> torch.Tensor:
+    """Inverse of `window_partition` for one stack: (N, nW, h, window, d) -> channels-last (N, D, H, W, h·d)."""
+    n, _, heads, _, dim = windows.shape
+    wd, wh, ww = window_size
+    depth, height, width = spatial
+    x = windows.unflatten(3, (wd, wh, ww)).unflatten(1, (depth // wd, height // wh, width // ww))
+    x = x.permute(0, 1, 5, 2, 6, 3, 7, 4, 8)  # (N, nD, wd, nH, wh, nW, ww, h, d)
+    return x.reshape(n, depth, height, width, heads * dim)
+
+
+def effective_window(spatial: Size3, window_size: Size3, shift_size: Size3) -> tuple[Size3, Size3]:
+    """Clip the window to the feature size where the feature is smaller, with no shift in such dims (official code)."""
+    window = tuple(min(w, s) for w, s in zip(window_size, spatial))
+    shift = tuple(0 if s <= w else sh for w, s, sh in zip(window_size, spatial, shift_size))
+    return window, shift
+
+
+@lru_cache(maxsize=32)
+def relative_position_index(window_size: Size3, table_window: Size3) -> torch.Tensor:
+    """(V, V) index into a relative-position table of `table_window`, for two tokens of a `window_size` window.
+
+    With `window_size == table_window` this is the official index. A clipped window uses the same table rows for the
+    same 3D offsets (the official code instead slices the first V rows and columns of the full index, which only
+    keeps the geometry when just the time dim is clipped).
+    """
+    coords = torch.meshgrid(*(torch.arange(w, device="cpu") for w in window_size), indexing="ij")
+    coords = torch.stack(coords).flatten(1)
+    relative = coords[:, :, None] - coords[:, None, :]  # (3, V, V), each offset in (-w, w)
+    td, th, tw = table_window
+    offsets = [relative[0] + td - 1, relative[1] + th - 1, relative[2] + tw - 1]
+    return (offsets[0] * (2 * th - 1) + offsets[1]) * (2 * tw - 1) + offsets[2]
+
+
+@lru_cache(maxsize=32)
+def _shift_regions(spatial: Size3, window_size: Size3, shift_size: Size3) -> torch.Tensor:
+    """Shift mask of the official code: (nW, V, V) bool, True where two tokens of a rolled window come from different
+    regions of the unrolled map (so must not attend to each other). Built once per feature shape."""
+    region = torch.zeros(spatial, dtype=torch.int64, device="cpu")  # cached: never on the meta device
+    count = 0
+    bounds = [((0, -w), (-w, -s), (-s, None)) for w, s in zip(window_size, shift_size)]
+    for d0, d1 in bounds[0]:
+        for h0, h1 in bounds[1]:
+            for w0, w1 in bounds[2]:
+                region[d0:d1, h0:h1, w0:w1] = count
+                count += 1
+    ids = window_partition(region.view(1, *spatial, 1, 1, 1), window_size)[0, 0, :, :, 0]  # (nW, V)
+    return ids[:, :, None] != ids[:, None, :]
+
+
+class VideoSwinPatchEmbed3D(nn.Module):
+    """Non-overlapping 3D patches -> tokens: Conv3d with kernel = stride = patch, then LayerNorm."""
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__()
+        self.patch_size = tuple(config.patch_size)
+        self.proj = nn.Conv3d(config.num_channels, config.embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.norm = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, T, H, W) -> channels-last (N, D, H', W', C). Pads T, H, W up to patch multiples like the official code.
+
+        A kernel = stride convolution is a Linear over flattened patches; computing it that way gives the channels-last
+        layout directly and reads a strided input (e.g. a transposed (N, T, C, H, W) batch) with a single copy.
+        """
+        pt, ph, pw = self.patch_size
+        _, _, frames, height, width = pixel_values.shape
+        pad = ((-width) % pw, (-height) % ph, (-frames) % pt)
+        if any(pad):
+            pixel_values = F.pad(pixel_values, (0, pad[0], 0, pad[1], 0, pad[2]))
+        n, _, frames, height, width = pixel_values.shape
+        patches = pixel_values.unflatten(4, (width // pw, pw)).unflatten(3, (height // ph, ph))
+        patches = patches.unflatten(2, (frames // pt, pt)).permute(0, 2, 4, 6, 1, 3, 5, 7)  # (N, D, H', W', C_in, pt, ph, pw)
+        patches = patches.reshape(n, frames // pt, height // ph, width // pw, -1)
+        tokens = F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
+        return self.norm(tokens)
+
+
+class VideoSwinWindowAttention3D(nn.Module):
+    """Multi-head self-attention inside 3D windows, with a learned relative position bias per head."""
+
+    def __init__(self, dim: int, num_heads: int, config: AVCANetConfig):
+        super().__init__()
+        self.num_heads = num_heads
+        self.window_size = tuple(config.window_size)
+        wd, wh, ww = self.window_size
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads))
+        self.register_buffer(
+            "relative_position_index", relative_position_index(self.window_size, self.window_size).clone(), persistent=False
+        )
+        self.qkv = nn.Linear(dim, 3 * dim, bias=config.qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.attention_dropout = config.attention_dropout
+        self.proj_drop = nn.Dropout(config.hidden_dropout)
+
+    def relative_position_bias(self, window_size: Size3) -> torch.Tensor:
+        """(h, V, V) bias for a (possibly clipped) window."""
+        if window_size == self.window_size:
+            index = self.relative_position_index
+        else:
+            index = relative_position_index(window_size, self.window_size).to(self.relative_position_index.device)
+        volume = index.shape[0]
+        bias = self.relative_position_bias_table.index_select(0, index.view(-1))  # (V·V, h): contiguous row gather
+        return bias.view(volume, volume, self.num_heads).permute(2, 0, 1).contiguous()
+
+    def forward(self, hidden_states: torch.Tensor, window_size: Size3, shift_mask: torch.Tensor | None) -> torch.Tensor:
+        """Channels-last (N, D, H, W, C), already padded and rolled -> same shape.
+
+        `shift_mask`: (nW, V, V) additive float mask (0 / -inf) of a shifted block, or None.
+        """
+        n, depth, height, width, channels = hidden_states.shape
+        heads = self.num_heads
+        qkv = self.qkv(hidden_states).view(n, depth, height, width, 3, heads, channels // heads)
+        query, key, value = window_partition(qkv, window_size)  # each (N, nW·h, V, d)
+        bias = self.relative_position_bias(window_size).to(query.dtype)
+        volume = bias.shape[-1]
+        if shift_mask is None:
+            # Every window shares the bias: treat windows as batch, (1, h, V, V) broadcasts over them.
+            query, key, value = (t.reshape(-1, heads, volume, t.shape[-1]) for t in (query, key, value))
+            attn_mask = bias.unsqueeze(0)
+        else:
+            # Per-window masks: windows and heads share dim 1, so the mask (1, nW·h, V, V) broadcasts over N.
+            attn_mask = (shift_mask.to(bias.dtype).unsqueeze(1) + bias).view(1, -1, volume, volume)
+        dropout = self.attention_dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout)
+        out = out.unflatten(0, (n, -1)) if shift_mask is None else out.unflatten(1, (-1, heads))
+        out = window_reverse(out, window_size, (depth, height, width))
+        return self.proj_drop(self.proj(out))
+
+
+class VideoSwinMLP(nn.Module):
+    def __init__(self, dim: int, config: AVCANetConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, int(dim * config.mlp_ratio))
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(int(dim * config.mlp_ratio), dim)
+        self.drop = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(hidden_states)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a residual branch per sample with probability `drop_prob`, rescaling the kept ones."""
+
+    def __init__(self, drop_prob: float):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.drop_prob == 0.0:
+            return hidden_states
+        keep = 1.0 - self.drop_prob
+        shape = (hidden_states.shape[0],) + (1,) * (hidden_states.dim() - 1)
+        return hidden_states * hidden_states.new_empty(shape).bernoulli_(keep).div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class VideoSwinBlock3D(GradientCheckpointingLayer):
+    """Pre-norm block: (shifted) window attention and MLP, each with a drop-path residual."""
+
+    def __init__(self, dim: int, num_heads: int, shifted: bool, drop_path: float, config: AVCANetConfig):
+        super().__init__()
+        self.shift_size = tuple(w // 2 for w in config.window_size) if shifted else (0, 0, 0)
+        self.norm1 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.attn = VideoSwinWindowAttention3D(dim, num_heads, config)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.mlp = VideoSwinMLP(dim, config)
+
+    def _attention(self, hidden_states, window_size, shift_size, shift_mask):
+        """Pad to window multiples (after norm1, zeros, as the official code), roll, attend, unroll, crop."""
+        _, depth, height, width, _ = hidden_states.shape
+        pad = [(-s) % w for s, w in zip((depth, height, width), window_size)]
+        if any(pad):
+            hidden_states = F.pad(hidden_states, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
+        # roll only the shifted dims: each rolled dim is one full copy
+        dims = tuple(d + 1 for d, s in enumerate(shift_size) if s)
+        shifts = tuple(s for s in shift_size if s)
+        if dims:
+            hidden_states = torch.roll(hidden_states, tuple(-s for s in shifts), dims=dims)
+        hidden_states = self.attn(hidden_states, window_size, shift_mask if dims else None)
+        if dims:
+            hidden_states = torch.roll(hidden_states, shifts, dims=dims)
+        if any(pad):
+            hidden_states = hidden_states[:, :depth, :height, :width]
+        return hidden_states
+
+    def forward(self, hidden_states: torch.Tensor, window_size: Size3, shift_size: Size3,
+                shift_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, D, H, W, C) -> same. `window_size` / `shift_size` are this feature size's clipped values."""
+        attended = self._attention(self.norm1(hidden_states), window_size, shift_size, shift_mask)
+        # Residual adds in place on the branch outputs (fresh tensors no backward needs): two allocations fewer.
+        hidden_states = self.drop_path(attended).add_(hidden_states)
+        return self.drop_path(self.mlp(self.norm2(hidden_states))).add_(hidden_states)
+
+
+class VideoSwinPatchMerging(nn.Module):
+    """2×2 spatial neighbours -> one token: concat (4C), LayerNorm, Linear 4C -> 2C without bias. Time is kept."""
+
+    def __init__(self, dim: int, config: AVCANetConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim, eps=config.layer_norm_eps)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        n, depth, height, width, channels = hidden_states.shape
+        if height % 2 or width % 2:
+            hidden_states = F.pad(hidden_states, (0, 0, 0, width % 2, 0, height % 2))
+            height, width = height + height % 2, width + width % 2
+        # Official order of the four neighbours: (row, col) = (0,0), (1,0), (0,1), (1,1): row fastest.
+        merged = hidden_states.view(n, depth, height // 2, 2, width // 2, 2, channels).permute(0, 1, 2, 4, 5, 3, 6)
+        merged = merged.reshape(n, depth, height // 2, width // 2, 4 * channels)
+        return self.reduction(self.norm(merged))
+
+
+class VideoSwinStage(nn.Module):
+    """Blocks alternating regular and shifted windows, then (except for the last stage) patch merging."""
+
+    def __init__(self, config: AVCANetConfig, stage: int, drop_path: list[float]):
+        super().__init__()
+        dim = config.embed_dim * 2**stage
+        self.window_size = tuple(config.window_size)
+        self.blocks = nn.ModuleList(
+            VideoSwinBlock3D(dim, config.num_heads[stage], shifted=j % 2 == 1, drop_path=drop_path[j], config=config)
+            for j in range(config.depths[stage])
+        )
+        self.downsample = VideoSwinPatchMerging(dim, config) if stage < len(config.depths) - 1 else None
+        self._mask_cache: dict[tuple, torch.Tensor] = {}
+
+    def _shift_mask(self, spatial, window_size, shift_size, like: torch.Tensor) -> torch.Tensor | None:
+        """Additive (nW, V, V) mask of the shifted blocks for this padded feature size, cached per shape/device/dtype."""
+        if not any(shift_size):
+            return None
+        padded = tuple(s + (-s) % w for s, w in zip(spatial, window_size))
+        key = (padded, window_size, shift_size, like.device, like.dtype)
+        if key not in self._mask_cache:
+            different = _shift_regions(padded, window_size, shift_size).to(like.device)
+            mask = torch.zeros(different.shape, dtype=like.dtype, device=like.device)
+            self._mask_cache[key] = mask.masked_fill_(different, float("-inf"))
+        return self._mask_cache[key]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        spatial = tuple(hidden_states.shape[1:4])
+        if self.blocks:
+            shift = tuple(w // 2 for w in self.window_size)
+            window_size, shift_size = effective_window(spatial, self.window_size, shift)
+            shift_mask = self._shift_mask(spatial, window_size, shift_size, hidden_states)
+            no_shift = (0, 0, 0)
+            for block in self.blocks:
+                shifted = any(block.shift_size)
+                hidden_states = block(hidden_states, window_size=window_size,
+                                      shift_size=shift_size if shifted else no_shift,
+                                      shift_mask=shift_mask if shifted else None)
+        if self.downsample is not None:
+            hidden_states = self.downsample(hidden_states)
+        return hidden_states
+
+
+class VideoSwin3DModel(nn.Module):
+    """Video Swin backbone: (N, 3, T, H, W) clips -> (N, `config.backbone_hidden_size`) pooled features.
+
+    Pooling is the global average over the last stage after the final LayerNorm (as the official I3D head).
+    Weight init is left to the owning `PreTrainedModel._init_weights`.
+    """
+
+    def __init__(self, config: AVCANetConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embed = VideoSwinPatchEmbed3D(config)
+        self.pos_drop = nn.Dropout(config.hidden_dropout)
+        total = sum(config.depths)
+        rates = [config.drop_path_rate * i / max(total - 1, 1) for i in range(total)]  # linear, as torch.linspace
+        starts = [sum(config.depths[:s]) for s in range(len(config.depths))]
+        self.layers = nn.ModuleList(
+            VideoSwinStage(config, s, rates[start:start + depth])
+            for s, (start, depth) in enumerate(zip(starts, config.depths))
+        )
+        self.num_features = config.backbone_hidden_size
+        self.norm = nn.LayerNorm(self.num_features, eps=config.layer_norm_eps)
+
+    def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(N, 3, T, H, W) -> last-stage channels-last map (N, D, H', W', C) after the final LayerNorm."""
+        if pixel_values.dim() != 5 or pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(f"VideoSwin3DModel expects pixel_values of shape (N, {self.config.num_channels}, T, H, W); "
+                             f"got {tuple(pixel_values.shape)}")
+        hidden_states = self.pos_drop(self.patch_embed(pixel_values))
+        for stage in self.layers:
+            hidden_states = stage(hidden_states)
+        return self.norm(hidden_states)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(pixel_values).mean(dim=(1, 2, 3))
+
+
+__all__ = ["VideoSwin3DModel", "relative_position_index", "window_partition", "window_reverse"]

@@ -1,0 +1,222 @@
+"""Video Swin 3D backbone: shapes, the window machinery against a dense reference, locality, checkpointing."""
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.modeling_video_swin import (
+    VideoSwin3DModel,
+    VideoSwinBlock3D,
+    relative_position_index,
+    window_partition,
+    window_reverse,
+)
+
+
+def tiny_config(**overrides):
+    values = {"embed_dim": 8, "depths": (2, 2), "num_heads": (1, 2), "window_size": (2, 3, 3), "patch_size": (1, 2, 2),
+              "image_size": 24, "frames_per_snippet": 4, "drop_path_rate": 0.0}
+    values.update(overrides)
+    return AVCANetConfig(**values)
+
+
+def randomized(model, seed=0):
+    """Random weights of a visible scale, so that every path (bias tables included) changes the output."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    return model
+
+
+@pytest.mark.parametrize(
+    "overrides, clip",
+    [
+        ({}, (2, 3, 4, 24, 24)),
+        ({}, (1, 3, 5, 22, 26)),  # pads time and space to patch / window multiples
+        ({"depths": (1, 1, 2), "num_heads": (1, 2, 4), "window_size": (4, 5, 5)}, (2, 3, 6, 20, 28)),
+        ({"patch_size": (2, 4, 4), "embed_dim": 12, "num_heads": (3, 6)}, (1, 3, 8, 32, 32)),
+    ],
+)
+def test_output_shapes(overrides, clip):
+    config = tiny_config(**overrides)
+    model = randomized(VideoSwin3DModel(config)).eval()
+    features = model(torch.randn(clip))
+    assert features.shape == (clip[0], config.backbone_hidden_size)
+    assert torch.isfinite(features).all()
+
+
+def test_full_size_swin_t_shape():
+    config = AVCANetConfig()
+    model = VideoSwin3DModel(config).eval()
+    assert sum(p.numel() for p in model.parameters()) == 28_158_070 - 400 * 768 - 400  # Swin-T K400 minus its head
+    with torch.no_grad():
+        features = model(torch.randn(1, 3, 8, 112, 112))
+    assert features.shape == (1, 768)
+
+
+def test_rejects_wrong_layout():
+    model = VideoSwin3DModel(tiny_config())
+    with pytest.raises(ValueError, match=r"\(N, 3, T, H, W\)"):
+        model(torch.randn(1, 4, 3, 24, 24))
+
+
+def test_patch_embedding_equals_conv3d_on_strided_input():
+    model = randomized(VideoSwin3DModel(tiny_config(patch_size=(2, 4, 4))))
+    embed = model.patch_embed
+    clips = torch.randn(2, 4, 3, 24, 24).transpose(1, 2)  # (N, 3, T, H, W) view of a (N, T, 3, H, W) batch
+    expected = embed.norm(embed.proj(clips.contiguous()).permute(0, 2, 3, 4, 1))
+    torch.testing.assert_close(embed(clips), expected)
+
+
+def test_patch_merging_matches_official_neighbour_order():
+    model = randomized(VideoSwin3DModel(tiny_config()))
+    merge = model.layers[0].downsample
+    x = torch.randn(2, 3, 6, 8, 8)
+    official = torch.cat([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], -1)
+    torch.testing.assert_close(merge(x), merge.reduction(merge.norm(official)))
+
+
+def test_window_partition_round_trip_and_order():
+    x = torch.randn(2, 4, 6, 9, 3 * 2 * 5)
+    windows = window_partition(x.view(2, 4, 6, 9, 3, 2, 5), (2, 3, 3))
+    assert windows.shape == (3, 2, 12 * 2, 18, 5)
+    # window 1 of video 0 is frames 0-1, rows 0-2, columns 3-5; head 1 of the key stack
+    expected = x[0, 0:2, 0:3, 3:6].reshape(18, 3, 2, 5)[:, 1, 1]
+    torch.testing.assert_close(windows[1, 0, 1 * 2 + 1], expected)
+    value = windows[2].unflatten(1, (-1, 2))
+    torch.testing.assert_close(window_reverse(value, (2, 3, 3), (4, 6, 9)), x[..., 20:])
+
+
+def test_relative_position_index_full_and_clipped():
+    full = relative_position_index((8, 7, 7), (8, 7, 7))
+    assert full.shape == (392, 392)
+    assert full.unique().numel() == 15 * 13 * 13 and full.diagonal().eq(7 * 169 + 6 * 13 + 6).all()
+    # a clipped window reads the rows of the same 3D offsets: the sub-box of the full index
+    clipped = relative_position_index((4, 4, 4), (8, 7, 7))
+    grid = torch.arange(392).view(8, 7, 7)[:4, :4, :4].flatten()
+    torch.testing.assert_close(clipped, full[grid][:, grid])
+
+
+def reference_attention(attn, x, window_size, shift_size):
+    """Dense attention over the whole rolled map with an explicit "same window and same region" rule.
+
+    Independent of the windowed implementation: no partition, masks and bias built per token pair.
+    """
+    n, depth, height, width, channels = x.shape
+    heads = attn.num_heads
+    rolled = torch.roll(x, tuple(-s for s in shift_size), dims=(1, 2, 3))
+    grid = torch.stack(torch.meshgrid(*(torch.arange(s) for s in (depth, height, width)), indexing="ij"), -1)
+    grid = grid.view(-1, 3)
+    window = torch.tensor(window_size)
+    same_window = (grid[:, None] // window == grid[None] // window).all(-1)
+    sizes, shifts = torch.tensor([depth, height, width]), torch.tensor(shift_size)
+    region = (grid >= sizes - window).long() + ((grid >= sizes - shifts) & (shifts > 0)).long()
+    region = torch.where(shifts > 0, region, 0)
+    allowed = same_window & (region[:, None] == region[None]).all(-1)
+    offset = grid[:, None] % window - grid[None] % window + torch.tensor(attn.window_size) - 1
+    _, th, tw = attn.window_size
+    index = (offset[..., 0] * (2 * th - 1) + offset[..., 1]) * (2 * tw - 1) + offset[..., 2]
+    bias = attn.relative_position_bias_table[index].permute(2, 0, 1)
+    qkv = attn.qkv(rolled.view(n, -1, channels)).view(n, -1, 3, heads, channels // heads).permute(2, 0, 3, 1, 4)
+    scores = qkv[0] @ qkv[1].transpose(-1, -2) * (channels // heads) ** -0.5 + bias
+    weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+    out = (weights @ qkv[2]).transpose(1, 2).reshape(n, depth, height, width, channels)
+    return torch.roll(attn.proj(out), shift_size, dims=(1, 2, 3))
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+@pytest.mark.parametrize("spatial", [(4, 6, 6), (3, 5, 7)])  # the second needs padding
+def test_window_attention_matches_dense_reference(shifted, spatial):
+    config = tiny_config(embed_dim=8, num_heads=(2, 2), window_size=(2, 3, 3))
+    stage = randomized(VideoSwin3DModel(config)).layers[0]
+    block = stage.blocks[1 if shifted else 0]
+    x = torch.randn(2, *spatial, 8)
+    window_size, shift_size = (2, 3, 3), ((1, 1, 1) if shifted else (0, 0, 0))
+    mask = stage._shift_mask(spatial, window_size, shift_size, x)
+    got = block._attention(x, window_size, shift_size, mask)
+    padded = F.pad(x, (0, 0, 0, (-spatial[2]) % 3, 0, (-spatial[1]) % 3, 0, (-spatial[0]) % 2))
+    expected = reference_attention(block.attn, padded, window_size, shift_size)
+    torch.testing.assert_close(got, expected[:, :spatial[0], :spatial[1], :spatial[2]], rtol=1e-4, atol=1e-5)
+
+
+def test_clipped_window_matches_dense_reference():
+    """Feature smaller than the window: the window shrinks to the feature, and no shift."""
+    config = tiny_config(window_size=(8, 7, 7), depths=(2,), num_heads=(2,))
+    model = randomized(VideoSwin3DModel(config)).eval()
+    x = torch.randn(1, 3, 4, 8, 12)  # tokens (4, 4, 6): smaller than (8, 7, 7) everywhere
+    tokens = model.patch_embed(x)
+    block = model.layers[0].blocks[1]
+    got = block._attention(tokens, (4, 4, 6), (0, 0, 0), None)
+    torch.testing.assert_close(got, reference_attention(block.attn, tokens, (4, 4, 6), (0, 0, 0)), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        assert model(x).shape == (1, 8)
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_attention_outside_the_window_gets_exactly_zero_weight(shifted):
+    """Perturb a token the block must not see from a window: that window's outputs do not change at all."""
+    config = tiny_config(embed_dim=8, num_heads=(2, 2), window_size=(2, 3, 3))
+    stage = randomized(VideoSwin3DModel(config)).layers[0].eval()
+    block = stage.blocks[1 if shifted else 0]
+    spatial = (2, 6, 6)
+    window_size = (2, 3, 3)
+    shift_size = (0, 1, 1) if shifted else (0, 0, 0)
+    # Shifted by one row and column, the rolled window at rows/cols 3-5 holds unrolled rows/cols 4, 5 and 0, which
+    # come from different regions of the map; unshifted, (0, 0, 0) and (0, 0, 3) lie in different windows.
+    watched, perturbed = ((0, 4, 4), (0, 0, 0)) if shifted else ((0, 0, 0), (0, 0, 3))
+    mask = stage._shift_mask(spatial, window_size, shift_size, torch.zeros(()))
+    x = torch.randn(1, *spatial, 8)
+    y = x.clone()
+    y[(0, *perturbed)] += 10.0 * torch.randn(8)
+    with torch.no_grad():
+        out_x = block(x, window_size=window_size, shift_size=shift_size, shift_mask=mask)
+        out_y = block(y, window_size=window_size, shift_size=shift_size, shift_mask=mask)
+    assert torch.equal(out_x[(0, *watched)], out_y[(0, *watched)])
+    # sanity: the perturbation does reach the tokens of its own window
+    neighbour = (1, 0, 0) if shifted else (0, 0, 4)
+    assert not torch.equal(out_x[(0, *neighbour)], out_y[(0, *neighbour)])
+
+
+def test_shift_mask_is_built_once_per_shape():
+    model = randomized(VideoSwin3DModel(tiny_config())).eval()
+    stage = model.layers[0]
+    with torch.no_grad():
+        model(torch.randn(1, 3, 4, 24, 24))
+        first = dict(stage._mask_cache)
+        model(torch.randn(2, 3, 4, 24, 24))
+    assert len(first) == 1 and all(stage._mask_cache[key] is mask for key, mask in first.items())
+
+
+def test_gradients_reach_every_parameter():
+    model = randomized(VideoSwin3DModel(tiny_config())).train()
+    model(torch.randn(2, 3, 4, 24, 24)).square().sum().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    config = tiny_config(drop_path_rate=0.3)
+    model = randomized(VideoSwin3DModel(config)).train()
+    clips = torch.randn(2, 3, 4, 24, 24)
+
+    def gradients(seed):
+        model.zero_grad()
+        torch.manual_seed(seed)
+        model(clips).square().sum().backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    plain = gradients(0)
+    blocks = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    assert len(blocks) == sum(config.depths) and all(isinstance(b, VideoSwinBlock3D) for b in blocks)
+    for block in blocks:  # what PreTrainedModel.gradient_checkpointing_enable() does to each layer
+        block.gradient_checkpointing = True
+        block._gradient_checkpointing_func = functools.partial(checkpoint, use_reentrant=False)
+    checkpointed = gradients(0)
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], msg=name)
