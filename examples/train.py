@@ -1,0 +1,273 @@
+"""Train AV-CANet on a prepared eMotions-style dataset, or, with no dataset, on the embedded synthetic set.
+
+    python examples/train.py                                   # the demo: synthetic set, small model, CPU
+    python examples/train.py --dataset data/emotions --variant balanced --output_dir runs/balanced \\
+        --video_backbone swin_tiny_patch4_window7_224_22k.pth --audio_backbone resnet34.pth
+    accelerate launch --multi_gpu --num_processes 8 examples/train.py --dataset data/emotions ...
+    torchrun --nproc_per_node 8 examples/train.py --dataset data/emotions ...
+
+Every `TrainingArguments` option is accepted (`--push_to_hub --hub_model_id me/avcanet` pushes model,
+processor, code and model card at each checkpoint); the defaults are the paper's recipe. A `.json` file
+as the only argument holds the same options. `--resume_from_checkpoint true` continues after a crash
+or a kill from the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import load_dataset
+from transformers import HfArgumentParser, set_seed
+
+from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.labels import EMOTIONS
+from emotions_hf.metrics import format_paper_table
+from emotions_hf.model_card import PAPER_RESULTS
+from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
+from emotions_hf.processing_avcanet import AVCANetProcessor
+from emotions_hf.training import (
+    SMALL_CONFIG,
+    SMALL_TRAINING,
+    AVCANetTrainer,
+    AVCANetTrainingArguments,
+    labels_from_dataset,
+)
+
+DEMO_OUTPUT_DIR = "outputs/avcanet-synthetic"
+
+
+@dataclass
+class DataArguments:
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "A folder written by `emotions-hf prepare` (or a Hub dataset id). Leave it out for the "
+            "embedded default: a synthetic set generated under the output dir."
+        },
+    )
+    variant: str = field(
+        default="all", metadata={"help": "Dataset config: all, balanced or test (eMotions)."}
+    )
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    eval_split: str = field(
+        default="test", metadata={"help": "Split to evaluate on (the paper has no validation)."}
+    )
+    compare_with: str | None = field(
+        default="auto",
+        metadata={
+            "help": f"Paper result shown beside ours in the model card: one of {sorted(PAPER_RESULTS)}, "
+            "'auto' (the variant, for the eMotions labels) or 'none'."
+        },
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on a seeded random subset of this many videos (quick trials)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on a seeded random subset of this many videos."}
+    )
+    synthetic_videos_per_class: int = field(
+        default=20, metadata={"help": "Embedded default only: videos of each class in the synthetic set."}
+    )
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start from one of our checkpoints (folder or Hub id): config, weights, processor."
+        },
+    )
+    config_name: str = field(
+        default="paper",
+        metadata={"help": "'paper' (the paper's AV-CANet), 'small' (CPU demo) or a config.json path."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated config changes, e.g. 'modality=visual,use_glcf=False'."},
+    )
+    video_backbone: str | None = field(
+        default=None,
+        metadata={
+            "help": "Visual branch start: a 2D Swin-T checkpoint (inflated) or the official Video Swin-T "
+            "K400 checkpoint (.pth/.safetensors file or Hugging Face folder)."
+        },
+    )
+    audio_backbone: str | None = field(
+        default=None,
+        metadata={"help": "Audio branch start: a ResNet-34 checkpoint (file or Hugging Face folder)."},
+    )
+
+
+def parse_overrides(text: str | None) -> dict:
+    """'a=1,b=(2, 3),c=visual' -> {'a': 1, 'b': (2, 3), 'c': 'visual'}: Python literals, else strings."""
+    overrides = {}
+    for item in _split_top_level(text or ""):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--config_overrides: {item!r} is not key=value")
+        try:
+            overrides[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets, so tuple values survive."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [part for part in (*parts, current) if part.strip()]
+
+
+def parse_arguments(argv: list[str]):
+    parser = HfArgumentParser((DataArguments, ModelArguments, AVCANetTrainingArguments))
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])
+    data_args, _ = HfArgumentParser(DataArguments).parse_args_into_dataclasses(
+        argv, return_remaining_strings=True
+    )
+    if data_args.dataset is None:  # the embedded default trains the small config with its own recipe
+        parser.set_defaults(output_dir=DEMO_OUTPUT_DIR, config_name="small", **SMALL_TRAINING)
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        parser.set_defaults(bf16=True)
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def synthetic_dataset_folder(output_dir: str, videos_per_class: int, seed: int) -> Path:
+    """Generate and prepare the synthetic set once, under `<output_dir>/_synthetic` (the leading underscore
+    keeps it out of Hub pushes); later runs reuse it."""
+    from emotions_hf.data.prepare import prepare
+    from emotions_hf.data.synthetic import generate
+
+    cache = Path(output_dir) / "_synthetic"
+    source, prepared = cache / "source", cache / "dataset"
+    marker = cache / f"source-{videos_per_class}-{seed}.done"
+    if not marker.exists():
+        generate(source, videos_per_class=videos_per_class, layout="folder", seed=seed)
+        marker.touch()
+    prepare(source, prepared, seed=seed, progress=False)
+    return prepared
+
+
+def build_config(model_args: ModelArguments, labels: dict) -> AVCANetConfig:
+    if model_args.config_name == "paper":
+        settings = {}
+    elif model_args.config_name == "small":
+        settings = dict(SMALL_CONFIG)
+    else:
+        settings = AVCANetConfig.from_json_file(model_args.config_name).to_dict()
+    settings.update(parse_overrides(model_args.config_overrides))
+    if (
+        settings.get("modality", "audio-visual") != "audio-visual"
+    ):  # single-modality configs lack both of these
+        settings.setdefault("use_glcf", False)
+        settings.setdefault("use_multitask_loss", False)
+    return AVCANetConfig(**{**settings, **labels})
+
+
+def build_model_and_processor(model_args: ModelArguments, labels: dict):
+    if model_args.model_name_or_path:
+        overrides = parse_overrides(model_args.config_overrides)
+        # A new label set gets a new head (ignore_mismatched_sizes); everything else keeps its weights.
+        model = AVCANetForVideoClassification.from_pretrained(
+            model_args.model_name_or_path, ignore_mismatched_sizes=True, **labels, **overrides
+        )
+        processor = AVCANetProcessor.from_pretrained(model_args.model_name_or_path)
+    else:
+        model = AVCANetForVideoClassification(build_config(model_args, labels))
+        processor = AVCANetProcessor.from_model_config(model.config)
+    if model_args.video_backbone or model_args.audio_backbone:
+        from emotions_hf.convert_checkpoints import load_pretrained_backbones
+
+        reports = load_pretrained_backbones(
+            model, video=model_args.video_backbone, audio=model_args.audio_backbone
+        )
+        for name, report in reports.items():
+            print(f"{name} backbone: {report.summary()}")
+    return model, processor
+
+
+def subset(split, size: int | None, seed: int):
+    return split if size is None or size >= len(split) else split.shuffle(seed=seed).select(range(size))
+
+
+def paper_comparison(data_args: DataArguments, labels: dict, synthetic: bool) -> str | None:
+    if synthetic or data_args.compare_with in (None, "none"):
+        return None
+    if data_args.compare_with != "auto":
+        return data_args.compare_with
+    is_emotions = tuple(labels["id2label"].values()) == EMOTIONS.labels
+    return data_args.variant if is_emotions and data_args.variant in PAPER_RESULTS else None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    data_args, model_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    synthetic = data_args.dataset is None
+    with training_args.main_process_first(desc="preparing the dataset"):
+        folder = (
+            synthetic_dataset_folder(
+                training_args.output_dir, data_args.synthetic_videos_per_class, training_args.seed
+            )
+            if synthetic
+            else data_args.dataset
+        )
+        dataset = load_dataset(str(folder), data_args.variant)
+    train_split, eval_split = dataset[data_args.train_split], dataset[data_args.eval_split]
+    labels = labels_from_dataset(train_split)
+    train_split = subset(train_split, data_args.max_train_samples, training_args.seed)
+    eval_split = subset(eval_split, data_args.max_eval_samples, training_args.seed)
+    set_seed(
+        training_args.seed
+    )  # before the model exists: its initial weights are part of a reproducible run
+    model, processor = build_model_and_processor(model_args, labels)
+
+    trainer = AVCANetTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_split,
+        eval_dataset=eval_split,
+        processing_class=processor,
+        model_card_kwargs={
+            "dataset": "synthetic eMotions-shaped set" if synthetic else data_args.dataset,
+            "dataset_config": data_args.variant,
+            "compare_with": paper_comparison(data_args, labels, synthetic),
+            "base_models": [
+                b
+                for b in (model_args.model_name_or_path, model_args.video_backbone, model_args.audio_backbone)
+                if b
+            ]
+            or None,
+        },
+    )
+    resume = training_args.resume_from_checkpoint
+    trainer.train(resume_from_checkpoint=True if resume in ("true", "True", "last") else resume)
+    metrics = trainer.evaluate(eval_split, metric_key_prefix="test")
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")
+    else:
+        trainer.save_model()
+        trainer.create_model_card()
+    if trainer.is_world_process_zero():
+        evaluation = trainer.last_evaluation
+        print(f"\nModel, processor and model card saved to {Path(training_args.output_dir).resolve()}")
+        print(f"Test metrics on {data_args.eval_split} ({evaluation['metrics']['num_samples']} videos):")
+        print(format_paper_table({"AV-CANet (ours)": evaluation["metrics"]}))
+        print(f"Metrics JSON and confusion matrix: {Path(training_args.output_dir).resolve() / 'evaluation'}")
+        print(f'Try it: pipeline("video-emotion", model="{training_args.output_dir}")')
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
