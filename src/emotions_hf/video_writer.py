@@ -37,8 +37,9 @@ def write_video(
         frame_times: presentation time in seconds of each frame, for variable-frame-rate files;
             by default frame i is shown at i / fps.
         video_options: encoder options, e.g. {"g": "4"} for frequent keyframes.
-        rotation: display rotation in degrees (90, 180, 270) for portrait phone videos. NOTE: the
-            "rotate" stream tag is not persisted by current FFmpeg muxers; see issue 3.
+        rotation: display rotation in degrees counter-clockwise (90, 180, 270), stored as the stream's
+            display matrix (what phones write for portrait videos; mp4/mov/mkv keep it). Readers see it
+            as PyAV's `VideoFrame.rotation` and `emotions_hf.decoding.probe(...).rotation`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ def write_video(
                 if times is not None:
                     stream.codec_context.time_base = time_base
                 if rotation:
-                    stream.metadata["rotate"] = str(rotation)
+                    stream.set_display_rotation(rotation)
                 if audio is not None:
                     audio_stream = container.add_stream(audio_codec, rate=sample_rate)
                     audio_stream.layout = _AUDIO_LAYOUTS[audio.shape[0]]
