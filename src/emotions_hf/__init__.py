@@ -1,26 +1,75 @@
 """emotions-hf: the eMotions dataset and AV-CANet, the Hugging Face way.
 
-Importing the package registers AV-CANet with the Auto classes and the "video-emotion" pipeline.
+Importing the package registers AV-CANet with the Auto classes (config, model, processor), makes saved
+models carry their code (`trust_remote_code=True` loads them without this package), and registers the
+"video-emotion" pipeline. The Trainer classes are imported on first use, since `transformers.Trainer`
+is heavy and inference never needs it.
 """
 
-from transformers import AutoConfig
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForVideoClassification,
+    AutoProcessor,
+)
 
 from .configuration_avcanet import AVCANetConfig
+from .convert_checkpoints import (
+    ConversionReport,
+    convert_resnet,
+    convert_video_backbone,
+    inflate_swin2d,
+    load_pretrained_backbones,
+)
+from .errors import VideoReadError
 from .labels import EMOTIONS, LABEL_SETS, LabelSet, get_label_set
+from .modeling_avcanet import AVCANetForVideoClassification, AVCANetModel
+from .modeling_video_swin import VideoSwin3DModel
+from .processing_avcanet import AVCANetProcessor
 
 AutoConfig.register(AVCANetConfig.model_type, AVCANetConfig)
-
-__version__ = "0.1.0"
-__all__ = ["AVCANetConfig", "EMOTIONS", "LABEL_SETS", "LabelSet", "get_label_set"]
-
-from transformers import AutoModel, AutoModelForVideoClassification
-
-from .modeling_avcanet import AVCANetForVideoClassification, AVCANetModel
-
 AutoModel.register(AVCANetConfig, AVCANetModel)
 AutoModelForVideoClassification.register(AVCANetConfig, AVCANetForVideoClassification)
-# A saved or pushed model carries its code (config.json auto_map + the .py files) for trust_remote_code=True.
+AutoProcessor.register(AVCANetConfig, AVCANetProcessor)
+AutoFeatureExtractor.register(AVCANetConfig, AVCANetProcessor)
+
 AVCANetConfig.register_for_auto_class()
 AVCANetModel.register_for_auto_class("AutoModel")
 AVCANetForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
-__all__ += ["AVCANetForVideoClassification", "AVCANetModel"]
+AVCANetProcessor.register_for_auto_class("AutoProcessor")
+
+from .pipeline_video_emotion import VideoEmotionPipeline  # registers "video-emotion"; needs the above
+
+_LAZY = {"AVCANetTrainer": "training", "AVCANetTrainingArguments": "training"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__version__ = "0.1.0"
+__all__ = [
+    "EMOTIONS",
+    "LABEL_SETS",
+    "AVCANetConfig",
+    "AVCANetForVideoClassification",
+    "AVCANetModel",
+    "AVCANetProcessor",
+    "AVCANetTrainer",
+    "AVCANetTrainingArguments",
+    "ConversionReport",
+    "LabelSet",
+    "VideoEmotionPipeline",
+    "VideoReadError",
+    "VideoSwin3DModel",
+    "convert_resnet",
+    "convert_video_backbone",
+    "get_label_set",
+    "inflate_swin2d",
+    "load_pretrained_backbones",
+]

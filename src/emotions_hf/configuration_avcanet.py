@@ -187,7 +187,7 @@ class AVCANetConfig(PreTrainedConfig):
             fail(f"the multi-task loss uses the visual and audio halves of the linear fusion head, which "
                  f"fusion={self.fusion!r} does not have; set fusion to one of {LINEAR_FUSIONS} or "
                  "use_multitask_loss=False")
-        if not (len(self.depths) == len(self.num_heads)):
+        if len(self.depths) != len(self.num_heads):
             fail(f"depths {self.depths} and num_heads {self.num_heads} must have the same length")
         if len(self.patch_size) != 3 or len(self.window_size) != 3:
             fail("patch_size and window_size are (time, height, width) triples")

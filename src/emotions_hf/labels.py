@@ -37,10 +37,10 @@ class LabelSet:
         """Map a raw label (name in any case, alias, 0-based int or 1-based id string) to a class name.
 
         Integers are 0-based class ids; strings of digits are the authors' 1-based `classInd` ids.
-        Raises `ValueError` for anything outside the set.
+        Raises `ValueError` for anything outside the set (`TypeError` for a bool).
         """
         if isinstance(raw, bool):
-            raise ValueError(f"label {raw!r} is not a label of {self.name!r}")
+            raise TypeError(f"label {raw!r} is a bool, not a label of {self.name!r}")
         if isinstance(raw, int):
             if 0 <= raw < len(self.labels):
                 return self.labels[raw]

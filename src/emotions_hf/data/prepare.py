@@ -65,7 +65,7 @@ def _triage(entries: list[SourceEntry], label_set: LabelSet) -> tuple[list[tuple
     for entry in entries:
         try:
             label = label_set.normalize_label(entry.raw_label)
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             problems.append(_problem(entry, f"label outside the label set: {error}"))
             continue
         if entry.video_id in first_seen:
