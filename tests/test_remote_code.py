@@ -43,7 +43,8 @@ LOADER = textwrap.dedent(
     with torch.no_grad():
         out = model(pixel_values=tensors["pixel_values"], input_features=tensors["input_features"],
                     audio_mask=tensors["audio_mask"])
-    torch.testing.assert_close(out.logits, tensors["logits"], rtol=0, atol=0)
+    # Same weights and code; only the summation order of another process's kernels may differ.
+    torch.testing.assert_close(out.logits, tensors["logits"], rtol=1e-5, atol=1e-6)
     print("REMOTE-CODE-OK", type(model).__name__)
     """
 )
@@ -78,7 +79,8 @@ def test_saved_folder_loads_without_the_package(tmp_path):
 
     script = tmp_path / "load_remote.py"
     script.write_text(LOADER)
-    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1",
+               OMP_NUM_THREADS=str(torch.get_num_threads()))
     result = subprocess.run([sys.executable, str(script), str(folder), str(tensors_path)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -4,13 +4,14 @@ Parameters are named like the official Video Swin checkpoint without its `backbo
 `layers.{s}.blocks.{j}.attn.qkv`, `layers.{s}.downsample.reduction`, `norm`, ...), so `convert_checkpoints` only renames.
 
 Layout and speed: the network works on channels-last maps (N, D, H, W, C), so LayerNorm and every Linear act on the
-contiguous last dim and the patch embedding is one Linear over flattened patches. The only data movements are the
-shift roll (shifted dims only) and the window split / merge, each a single reshape copy; the split is fused with the
-head split (`window_partition`) and works on the qkv projection directly. Attention runs through
-`F.scaled_dot_product_attention` with the relative position bias and the shift mask (built once per feature shape,
--inf across regions) as one additive float mask; windows ride in the batch or head dim so the mask broadcasts without
-being copied per video. On the CPU that is the fused flash kernel at inference; when the bias needs a gradient
-(training) PyTorch computes it with its math path, as the reference implementations do.
+contiguous last dim and the patch embedding is one Linear over flattened patches. Attention moves data twice per
+block: one `index_select` rolls the normed map and splits it into windows (`window_token_order`), one undoes both
+after the output projection. Windowed tokens run window fastest, so q, k and v (three Linears on the qkv weight's
+row blocks) view as (N, nW·h, V, d) without a copy: windows ride in the head dim and the per-window additive mask
+(relative position bias plus, in shifted blocks, the -inf shift mask built once per feature shape) broadcasts over
+the batch. Attention is `F.scaled_dot_product_attention`, on the CPU its fused flash kernel; when the bias needs a
+gradient on the CPU (training), where PyTorch would fall back to its math path, `_MaskedAttentionCPU` keeps the fused
+forward and computes the mask gradient in a cache-blocked backward.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_avcanet import AVCANetConfig
@@ -90,6 +92,69 @@ def _shift_regions(spatial: Size3, window_size: Size3, shift_size: Size3) -> tor
     return ids[:, :, None] != ids[:, None, :]
 
 
+@lru_cache(maxsize=32)
+def window_token_order(spatial: Size3, window_size: Size3, shift_size: Size3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token permutations into and out of the (shifted) windows of a padded (D, H, W) map, for `index_select`.
+
+    `order[p]` is the flat map index of windowed position p: the roll by -shift and the window split in one gather.
+    Positions run window fastest, (V, nW) for V tokens per window, so that after a per-token Linear the windows and
+    heads of q, k and v merge into one strided dim. `inverse` undoes it (window merge and roll back).
+    """
+    volume = spatial[0] * spatial[1] * spatial[2]
+    rolled = torch.roll(torch.arange(volume).view(spatial), tuple(-s for s in shift_size), dims=(0, 1, 2))
+    windows = window_partition(rolled.view(1, *spatial, 1, 1, 1), window_size)[0, 0, :, :, 0]  # (nW, V)
+    order = windows.t().flatten()
+    positions = torch.arange(volume).view(windows.shape[1], -1).t()  # windowed position of each (window, token)
+    unrolled = window_reverse(positions.view(1, *positions.shape[:1], 1, -1, 1), window_size, spatial)[0, ..., 0]
+    inverse = torch.roll(unrolled, shift_size, dims=(0, 1, 2)).flatten()
+    return order, inverse
+
+
+_BACKWARD_CHUNK_BYTES = 8 << 20
+
+
+class _MaskedAttentionCPU(torch.autograd.Function):
+    """`scaled_dot_product_attention` with a learned additive mask, for CPU training.
+
+    PyTorch's fused CPU kernel gives no gradient for `attn_mask`, so with a trainable bias SDPA falls back to its
+    math path (which stores the probabilities and runs a NaN-safe softmax). Here the forward is the fused kernel
+    itself, and the backward recomputes the probabilities from its log-sum-exp and forms every gradient, the mask's
+    (the summed score gradient) included, with in-place elementwise steps.
+    """
+
+    @staticmethod
+    def forward(ctx, query, key, value, attn_mask):
+        scale = query.shape[-1] ** -0.5
+        out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, attn_mask=attn_mask, scale=scale)
+        ctx.save_for_backward(query, key, value, attn_mask, out, logsumexp)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        query, key, value, attn_mask, out, logsumexp = ctx.saved_tensors
+        grads = [torch.empty_like(t) for t in (query, key, value)]  # the inputs' strides: their views stay free
+        grad_mask = torch.zeros_like(attn_mask) if ctx.needs_input_grad[3] else None
+        # Batch chunks of about _BACKWARD_CHUNK_BYTES of scores: the (V, V) temporaries stay in cache and are reused
+        # instead of being freshly mapped (at full size they are the largest tensors of the network).
+        scores_bytes = query[:1].numel() // query.shape[-1] * key.shape[-2] * query.element_size()
+        step = max(1, _BACKWARD_CHUNK_BYTES // scores_bytes)
+        for start in range(0, query.shape[0], step):
+            q, k, v, d_out, o, lse, d_q, d_k, d_v = (
+                t[start:start + step] for t in (query, key, value, grad_out, out, logsumexp, *grads))
+            probs = torch.matmul(q, k.transpose(-1, -2)).mul_(ctx.scale).add_(attn_mask)
+            probs = probs.sub_(lse.unsqueeze(-1).to(probs.dtype)).exp_()
+            d_v.copy_(torch.matmul(probs.transpose(-1, -2), d_out))
+            d_scores = torch.matmul(d_out, v.transpose(-1, -2)).sub_((d_out * o).sum(-1, keepdim=True)).mul_(probs)
+            if grad_mask is not None:
+                grad_mask += d_scores.sum_to_size(attn_mask.shape)
+            d_q.copy_(torch.matmul(d_scores, k)).mul_(ctx.scale)
+            d_k.copy_(torch.matmul(d_scores.transpose(-1, -2), q)).mul_(ctx.scale)
+        return (*grads, grad_mask)
+
+
 class VideoSwinPatchEmbed3D(nn.Module):
     """Non-overlapping 3D patches -> tokens: Conv3d with kernel = stride = patch, then LayerNorm."""
 
@@ -145,29 +210,36 @@ class VideoSwinWindowAttention3D(nn.Module):
         bias = self.relative_position_bias_table.index_select(0, index.view(-1))  # (V·V, h): contiguous row gather
         return bias.view(volume, volume, self.num_heads).permute(2, 0, 1).contiguous()
 
-    def forward(self, hidden_states: torch.Tensor, window_size: Size3, shift_mask: torch.Tensor | None) -> torch.Tensor:
-        """Channels-last (N, D, H, W, C), already padded and rolled -> same shape.
-
-        `shift_mask`: (nW, V, V) additive float mask (0 / -inf) of a shifted block, or None.
-        """
-        n, depth, height, width, channels = hidden_states.shape
-        heads = self.num_heads
-        qkv = self.qkv(hidden_states).view(n, depth, height, width, 3, heads, channels // heads)
-        query, key, value = window_partition(qkv, window_size)  # each (N, nW·h, V, d)
-        bias = self.relative_position_bias(window_size).to(query.dtype)
-        volume = bias.shape[-1]
-        if shift_mask is None:
-            # Every window shares the bias: treat windows as batch, (1, h, V, V) broadcasts over them.
-            query, key, value = (t.reshape(-1, heads, volume, t.shape[-1]) for t in (query, key, value))
-            attn_mask = bias.unsqueeze(0)
+    def attention_mask(self, window_size: Size3, num_windows: int, shift_mask: torch.Tensor | None) -> torch.Tensor:
+        """Additive (1, nW·h, V, V) mask: the bias of every head plus, in a shifted block, the window's shift mask."""
+        bias = self.relative_position_bias(window_size)
+        if shift_mask is not None:
+            mask = shift_mask.to(bias.dtype).unsqueeze(1) + bias
         else:
-            # Per-window masks: windows and heads share dim 1, so the mask (1, nW·h, V, V) broadcasts over N.
-            attn_mask = (shift_mask.to(bias.dtype).unsqueeze(1) + bias).view(1, -1, volume, volume)
+            mask = bias.expand(num_windows, *bias.shape)
+        return mask.reshape(1, -1, *bias.shape[1:])
+
+    def forward(self, windows: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """(N, V·nW, C) tokens in `window_token_order` -> same; `attn_mask` from `attention_mask`.
+
+        q, k and v come from three Linears on the qkv weight's row blocks: each output (N, V, nW·h, d) views as
+        (N, nW·h, V, d) without a copy, windows riding in the head dim so the per-window mask broadcasts over N.
+        """
+        n, tokens, channels = windows.shape
+        volume = attn_mask.shape[-1]
+        weights = self.qkv.weight.chunk(3)
+        biases = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None,) * 3
+        query, key, value = (
+            F.linear(windows, weight, bias).view(n, volume, -1, channels // self.num_heads).transpose(1, 2)
+            for weight, bias in zip(weights, biases)
+        )
         dropout = self.attention_dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout)
-        out = out.unflatten(0, (n, -1)) if shift_mask is None else out.unflatten(1, (-1, heads))
-        out = window_reverse(out, window_size, (depth, height, width))
-        return self.proj_drop(self.proj(out))
+        attn_mask = attn_mask.to(query.dtype)
+        if query.device.type == "cpu" and attn_mask.requires_grad and dropout == 0.0 and torch.is_grad_enabled():
+            out = _MaskedAttentionCPU.apply(query, key, value, attn_mask)
+        else:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout)
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(n, tokens, channels)))
 
 
 class VideoSwinMLP(nn.Module):
@@ -179,7 +251,10 @@ class VideoSwinMLP(nn.Module):
         self.drop = nn.Dropout(config.hidden_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(hidden_states)))))
+        hidden_states = self.fc1(hidden_states)
+        # In place when autograd does not need the input: the widest tensor of the block is not allocated twice.
+        hidden_states = torch._C._nn.gelu_(hidden_states) if not hidden_states.requires_grad else self.act(hidden_states)
+        return self.drop(self.fc2(self.drop(hidden_states)))
 
 
 class DropPath(nn.Module):
@@ -213,19 +288,18 @@ class VideoSwinBlock3D(GradientCheckpointingLayer):
         self.mlp = VideoSwinMLP(dim, config)
 
     def _attention(self, hidden_states, window_size, shift_size, shift_mask):
-        """Pad to window multiples (after norm1, zeros, as the official code), roll, attend, unroll, crop."""
-        _, depth, height, width, _ = hidden_states.shape
+        """Pad to window multiples (after norm1, zeros, as the official code), roll and split into windows (one
+        gather), attend, merge and roll back (one gather), crop."""
+        n, depth, height, width, channels = hidden_states.shape
         pad = [(-s) % w for s, w in zip((depth, height, width), window_size)]
         if any(pad):
             hidden_states = F.pad(hidden_states, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
-        # roll only the shifted dims: each rolled dim is one full copy
-        dims = tuple(d + 1 for d, s in enumerate(shift_size) if s)
-        shifts = tuple(s for s in shift_size if s)
-        if dims:
-            hidden_states = torch.roll(hidden_states, tuple(-s for s in shifts), dims=dims)
-        hidden_states = self.attn(hidden_states, window_size, shift_mask if dims else None)
-        if dims:
-            hidden_states = torch.roll(hidden_states, shifts, dims=dims)
+        padded = tuple(hidden_states.shape[1:4])
+        order, inverse = (i.to(hidden_states.device) for i in window_token_order(padded, window_size, shift_size))
+        windows = hidden_states.reshape(n, -1, channels).index_select(1, order)
+        num_windows = order.numel() // (window_size[0] * window_size[1] * window_size[2])
+        mask = self.attn.attention_mask(window_size, num_windows, shift_mask if any(shift_size) else None)
+        hidden_states = self.attn(windows, mask).index_select(1, inverse).view(n, *padded, channels)
         if any(pad):
             hidden_states = hidden_states[:, :depth, :height, :width]
         return hidden_states

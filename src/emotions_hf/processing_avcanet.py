@@ -284,12 +284,16 @@ class AVCANetProcessor(FeatureExtractionMixin):
         return fit_frames(torch.from_numpy(np.array(cached, dtype=np.float32)), self.mfcc_frames)
 
 
+def _existing_file(value) -> str | None:
+    """The local path of a proxy / cache given as a path or as an undecoded `{"path", "bytes"}` media dict."""
+    path = value.get("path") if isinstance(value, dict) else value
+    return path if path and os.path.isfile(path) else None
+
+
 def _split_item(item):
     """(video, proxy, mfcc cache) of an item; proxy and cache only when their files exist."""
     if isinstance(item, dict) and "video" in item:
-        proxy, cache = item.get("proxy"), item.get("mfcc")
-        proxy = proxy if proxy and os.path.isfile(proxy) else None
-        cache = cache if cache and os.path.isfile(cache) else None
+        proxy, cache = _existing_file(item.get("proxy")), _existing_file(item.get("mfcc"))
         video = item["video"]
         if video is None and proxy is None:
             raise VideoReadError("<dict>", "the item has neither a video nor a proxy")

@@ -24,6 +24,7 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from .data import processor_item
 from .errors import VideoReadError
 from .metrics import compute_emotion_metrics, scalar_metrics, write_evaluation
 from .model_card import write_model_card
@@ -157,22 +158,6 @@ class VideoClipDataset(Dataset):
         return {"row": self.rows[index], "index": int(index), "epoch": self.epoch, "training": self.training}
 
 
-def _file_path(value):
-    """A path from an undecoded media column (`{"path", "bytes"}`) or a plain string."""
-    return value.get("path") if isinstance(value, dict) else value
-
-
-def media_item(row: dict):
-    """The processor input for a dataset row: the video, or the video with its proxy and cached MFCC."""
-    if row.get("proxy") or row.get("mfcc"):
-        return {
-            "video": row["video"],
-            "proxy": _file_path(row.get("proxy")),
-            "mfcc": _file_path(row.get("mfcc")),
-        }
-    return row["video"]
-
-
 def _describe(row: dict, error: VideoReadError) -> str:
     video_id = row.get("video_id")
     return f"{video_id} ({error})" if video_id is not None else str(error)
@@ -199,7 +184,7 @@ class AVCANetDataCollator:
             seed = sample_seed(self.seed, example["epoch"], example["index"]) if training else None
             try:
                 features.append(
-                    self.processor(media_item(row), training=training, seed=seed, return_tensors="pt")
+                    self.processor(processor_item(row), training=training, seed=seed, return_tensors="pt")
                 )
             except VideoReadError as error:
                 if not self.skip_bad_videos:
@@ -560,6 +545,5 @@ __all__ = [
     "checkpoint_is_complete",
     "labels_from_dataset",
     "last_complete_checkpoint",
-    "media_item",
     "sample_seed",
 ]

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 def processor_item(example: dict) -> dict | str:
     """The processor input for one row of a prepared dataset: the video, plus its training proxy and
-    MFCC cache when the dataset has them (the media columns come undecoded, as `{"path", "bytes"}`)."""
+    MFCC cache when the dataset has them (the processor takes their undecoded `{"path", "bytes"}` form)."""
     video = example["video"]
     if example.get("proxy") is None and example.get("mfcc") is None:
         return video
-    return {"video": video, "proxy": _path(example.get("proxy")), "mfcc": _path(example.get("mfcc"))}
-
-
-def _path(value):
-    return value.get("path") if isinstance(value, dict) else value
+    return {"video": video, "proxy": example.get("proxy"), "mfcc": example.get("mfcc")}
 
 
 __all__ = ["processor_item"]
