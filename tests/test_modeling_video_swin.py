@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from emotions_hf import modeling_video_swin
 from emotions_hf.configuration_avcanet import AVCANetConfig
 from emotions_hf.modeling_video_swin import (
     VideoSwin3DModel,
@@ -220,3 +221,25 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     checkpointed = gradients(0)
     for name in plain:
         torch.testing.assert_close(checkpointed[name], plain[name], msg=name)
+
+
+def test_cpu_training_attention_matches_sdpa_gradients_over_several_chunks(monkeypatch):
+    """The fused-forward / hand-written-backward attention used for CPU training equals SDPA's math path, mask
+    gradient included, also when its backward walks the batch in several chunks (and with -inf shift entries)."""
+    monkeypatch.setattr(modeling_video_swin, "_BACKWARD_CHUNK_BYTES", 1)  # one batch row per chunk
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(3, 4, 10, 8, generator=generator, dtype=torch.float64) for _ in range(3))
+    mask = torch.randn(1, 4, 10, 10, generator=generator, dtype=torch.float64)
+    mask[..., 0, 5:] = float("-inf")
+    grad_out = torch.randn(3, 4, 10, 8, generator=generator, dtype=torch.float64)
+
+    def gradients(attention):
+        inputs = [t.clone().requires_grad_() for t in (query, key, value, mask)]
+        out = attention(*inputs)
+        out.backward(grad_out)
+        return [out.detach(), *(t.grad for t in inputs)]
+
+    ours = gradients(modeling_video_swin._MaskedAttentionCPU.apply)
+    reference = gradients(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m))
+    for mine, theirs in zip(ours, reference):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)

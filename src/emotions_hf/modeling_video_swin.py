@@ -114,12 +114,12 @@ _BACKWARD_CHUNK_BYTES = 8 << 20
 
 
 class _MaskedAttentionCPU(torch.autograd.Function):
-    """`scaled_dot_product_attention` with a learned additive mask, for CPU training.
+    """`scaled_dot_product_attention` with a learned additive mask of batch size 1, for CPU training.
 
     PyTorch's fused CPU kernel gives no gradient for `attn_mask`, so with a trainable bias SDPA falls back to its
     math path (which stores the probabilities and runs a NaN-safe softmax). Here the forward is the fused kernel
     itself, and the backward recomputes the probabilities from its log-sum-exp and forms every gradient, the mask's
-    (the summed score gradient) included, with in-place elementwise steps.
+    (the score gradient summed over the batch) included, with in-place elementwise steps.
     """
 
     @staticmethod
@@ -251,10 +251,7 @@ class VideoSwinMLP(nn.Module):
         self.drop = nn.Dropout(config.hidden_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.fc1(hidden_states)
-        # In place when autograd does not need the input: the widest tensor of the block is not allocated twice.
-        hidden_states = torch._C._nn.gelu_(hidden_states) if not hidden_states.requires_grad else self.act(hidden_states)
-        return self.drop(self.fc2(self.drop(hidden_states)))
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(hidden_states)))))
 
 
 class DropPath(nn.Module):
