@@ -333,7 +333,8 @@ def output_size(width: int, height: int, short_side: int | None) -> tuple[int, i
 
 @dataclass
 class DecodedClip:
-    """Frames (num_snippets*T, H, W, 3) uint8, upright, with the sample that chose them."""
+    """Frames (num_snippets*T, H, W, 3) uint8, upright, with the sample that chose them (from PyAV: a view
+    of channels-first memory)."""
 
     frames: np.ndarray
     sample: FrameSample
@@ -415,47 +416,63 @@ def _read_clip_pyav(source, info, short_side, rng, num_threads, plan) -> Decoded
         end_time = float(pts[-1] + _frame_step(pts)) * base
         sample = sample_frame_indices(pts * base, end_time=end_time, rng=rng, **plan)
         wanted, inverse = np.unique(sample.indices, return_inverse=True)
-        decoded = _decode_pts(container, stream, source, pts[wanted], keyframes, width, height)
-    frames = np.stack([decoded[p] for p in pts[wanted]])[inverse.reshape(-1)]
+        frames = _decode_pts(container, stream, source, pts[wanted], keyframes, width, height)
+    order = inverse.reshape(-1)
+    if not np.array_equal(order, np.arange(order.size)):  # repeated or out-of-order frames (short videos)
+        frames = frames[order]
     return DecodedClip(frames=_upright(frames, info.rotation), sample=sample, info=info, backend="pyav")
 
 
 def _decode_pts(container, stream, source, targets: np.ndarray, keyframes: np.ndarray, width: int,
-                height: int) -> dict:
-    """Decode the frames whose pts are `targets` (sorted), seeking only when a keyframe lies ahead.
+                height: int) -> np.ndarray:
+    """(len(targets), height, width, 3) uint8: the frames whose pts are `targets` (sorted, unique),
+    seeking only when a keyframe lies ahead.
 
     Frames that are not wanted are not converted to RGB, and non-reference ones are not even
-    decoded. Wanted frames are scaled while converted (swscale's bilinear kernel widens with the
-    downscale factor, so it antialiases, at a third of the cost of its "area" mode) (`skip_frame="NONREF"` while their packets go through the decoder).
+    decoded (`skip_frame="NONREF"` while their packets go through the decoder). Wanted frames are
+    scaled while converted (swscale's bilinear kernel widens with the downscale factor, so it
+    antialiases) to planar RGB, copied straight into one preallocated channels-first array; the result
+    is its (N, H, W, 3) view, so `channels_first` of it is contiguous and converts to float in one fast
+    pass. (swscale's planar RGB is also ~1.5x faster than its packed rgb24 here, and no less accurate.)
     """
-    wanted = {int(t) for t in targets}
-    decoded = {}
+    row_of = {int(t): row for row, t in enumerate(targets)}
+    out = np.empty((len(targets), 3, height, width), dtype=np.uint8)
+    done = np.zeros(len(targets), dtype=bool)
     scaler = VideoReformatter()  # one scaler for the clip: a fresh one per frame costs ~10x more
     context = stream.codec_context
     frames = None
     position = None  # pts of the last frame that came out of the decoder
-    for target in (int(t) for t in targets):
-        if target in decoded:
+    for row, target in enumerate(int(t) for t in targets):
+        if done[row]:
             continue
         keyframe = keyframes[max(np.searchsorted(keyframes, target, side="right") - 1, 0)] if len(keyframes) else 0
         if frames is None or position is None or keyframe > position:
             container.seek(target, stream=stream, backward=True, any_frame=False)
-            frames = _decode_from_here(container, stream, context, wanted, source)
+            frames = _decode_from_here(container, stream, context, row_of, source)
         for frame in frames:
             position = frame.pts
-            if frame.pts in wanted and frame.pts not in decoded:
-                rgb = scaler.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR",
-                                      threads=context.thread_count)
-                decoded[frame.pts] = rgb.to_ndarray()
-            if frame.pts >= target:
+            hit = row_of.get(position)
+            if hit is not None and not done[hit]:
+                planar = scaler.reformat(frame, width=width, height=height, format="gbrp", interpolation="BILINEAR",
+                                         threads=context.thread_count)
+                _copy_planes(planar, out[hit])
+                done[hit] = True
+            if position >= target:
                 break
-        if target not in decoded:
+        if not done[row]:
             raise VideoReadError(source.name, f"frame at {float(target * stream.time_base):.3f}s cannot be decoded "
                                               "(truncated or corrupt file)")
-    return decoded
+    return out.transpose(0, 2, 3, 1)
 
 
-def _decode_from_here(container, stream, context, wanted: set, source):
+def _copy_planes(frame, dest: np.ndarray) -> None:
+    """Copy a `gbrp` frame into `dest` (3, H, W) as R, G, B (rows of a plane are padded to `line_size`)."""
+    height, width = dest.shape[1:]
+    for channel, plane in zip((1, 2, 0), frame.planes):  # gbrp stores G, B, R
+        dest[channel] = np.frombuffer(plane, np.uint8, count=height * plane.line_size).reshape(height, -1)[:, :width]
+
+
+def _decode_from_here(container, stream, context, wanted, source):
     try:
         for packet in container.demux(stream):
             key = packet.pts if packet.pts is not None else packet.dts

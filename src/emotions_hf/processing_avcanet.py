@@ -182,7 +182,7 @@ class AVCANetProcessor(FeatureExtractionMixin):
         ranges = _per_item_ranges(clip_range, len(items))
         rngs = np.random.default_rng(seed).spawn(len(items)) if training else [None] * len(items)
         outputs = [self._process(item, training, rng, window) for item, rng, window in zip(items, rngs, ranges)]
-        batch = {key: torch.stack([o[key] for o in outputs]) for key in outputs[0]}
+        batch = {key: _batched([o[key] for o in outputs]) for key in outputs[0]}
         return BatchFeature(batch, tensor_type=return_tensors)
 
     # ----------------------------------------------------------------------------------------------
@@ -299,6 +299,11 @@ def _split_item(item):
             raise VideoReadError("<dict>", "the item has neither a video nor a proxy")
         return video, proxy, cache
     return item, None, None
+
+
+def _batched(tensors: list) -> torch.Tensor:
+    """Stack along a new batch axis; one item is only viewed as a batch (a clip's pixels are ~20 MB)."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
 
 
 def _per_item_ranges(clip_range, count: int) -> list:

@@ -36,8 +36,9 @@ def write_proxy(
     preset: str = "veryfast",
 ) -> Path:
     """Re-encode `source` to h264 at `short_side` pixels on its shorter side, a keyframe every
-    `keyframe_interval` frames, audio kept. Streams frame by frame (constant memory); the file appears
-    at `out_path` only when complete. Returns `out_path`.
+    `keyframe_interval` frames (4, 2 or 1 measured slower: keyframes cost more to decode than the
+    frames a seek saves), tuned for fast decoding, audio kept. Streams frame by frame (constant
+    memory); the file appears at `out_path` only when complete. Returns `out_path`.
 
     `short_side` trades speed for training-crop sharpness: 128 (default) keeps crops down to 7/8 of
     the shorter side at or above 112 px; 224 keeps every default crop scale sharp at ~3x the decode
@@ -76,8 +77,10 @@ def _transcode(media, info, out_path: Path, short_side, keyframe_interval, crf, 
         video_out = target.add_stream("libx264", rate=video_in.average_rate or 25)
         video_out.width, video_out.height, video_out.pix_fmt = width, height, "yuv420p"
         video_out.codec_context.time_base = video_in.time_base
+        # tune=fastdecode (CAVLC, no deblocking): decodes ~25% faster for ~7% more bytes, and the
+        # processor's tensors stay as close to the original's as with x264's defaults.
         video_out.options = {"g": str(keyframe_interval), "keyint_min": str(keyframe_interval), "bf": "0",
-                             "crf": str(crf), "preset": preset, "sc_threshold": "0"}
+                             "crf": str(crf), "preset": preset, "sc_threshold": "0", "tune": "fastdecode"}
         if info.rotation:
             video_out.set_display_rotation(info.rotation)
         audio_out, copy_audio = _audio_stream(target, audio_in, copy_audio)
