@@ -21,9 +21,8 @@ from emotions_hf.convert_checkpoints import (
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification, build_audio_encoder
 from emotions_hf.modeling_video_swin import VideoSwin3DModel
 
-MANIFESTS = Path("/work/shared/checkpoints")
-if not MANIFESTS.is_dir():
-    MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "checkpoints"
+# Names, shapes and dtypes (no weights) of the published checkpoints, copied from the project's shared/checkpoints.
+MANIFESTS = Path(__file__).parent / "checkpoint_manifests"
 
 VIDEO_MANIFESTS = {
     "official_swin_t_22k_2d": ("official_swin2d", "head."),
