@@ -322,7 +322,7 @@ class AVCANetTrainer(Trainer):
         self.last_evaluation: dict | None = None
         self._metric_key_prefix = "eval"
         # Per loss term: (sum of term x batch size, number of samples) since the last training log.
-        self._loss_sums = torch.zeros(2, len(LOSS_TERMS), dtype=torch.float64)
+        self._loss_sums = torch.zeros(2, len(LOSS_TERMS))
         self._skipped_count = 0
 
     @staticmethod
@@ -359,10 +359,12 @@ class AVCANetTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _record_loss_terms(self, outputs, batch_size: int) -> None:
+        # Accumulated on the loss's device without `.item()`, so a GPU step never waits for a host sync.
         for column, name in enumerate(LOSS_TERMS):
             value = getattr(outputs, name, None)
             if value is not None:
-                self._loss_sums[0, column] += value.detach().double().item() * batch_size
+                self._loss_sums = self._loss_sums.to(value.device)
+                self._loss_sums[0, column] += value.detach().float() * batch_size
                 self._loss_sums[1, column] += batch_size
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -394,9 +396,10 @@ class AVCANetTrainer(Trainer):
         """Add the mean fused / visual / audio losses and the skipped-video count to each training log."""
         if "loss" in logs:  # a training log; every process gets here (the Trainer gathers the loss first)
             totals = torch.cat(
-                [self._loss_sums.flatten(), torch.tensor([self._skipped_count], dtype=torch.float64)]
+                [self._loss_sums.flatten().to(self.args.device),
+                 torch.tensor([self._skipped_count], dtype=torch.float32, device=self.args.device)]
             )
-            totals = self.accelerator.reduce(totals.to(self.args.device), reduction="sum").cpu()
+            totals = self.accelerator.reduce(totals, reduction="sum").cpu()
             sums, counts = totals[:-1].view(2, len(LOSS_TERMS))
             for name, total, count in zip(LOSS_TERMS, sums.tolist(), counts.tolist()):
                 if count:
