@@ -13,6 +13,11 @@ MODALITIES = ("audio-visual", "visual", "audio")
 LOSSES = ("ep_ce", "ce")
 
 
+def modality_streams(modality: str) -> tuple[bool, bool]:
+    """(uses video, uses audio) of a `modality` setting; shared by the config and the processor."""
+    return modality in ("audio-visual", "visual"), modality in ("audio-visual", "audio")
+
+
 def _tuple(value):
     return tuple(value) if value is not None else None
 
@@ -154,11 +159,11 @@ class AVCANetConfig(PreTrainedConfig):
 
     @property
     def uses_video(self) -> bool:
-        return self.modality in ("audio-visual", "visual")
+        return modality_streams(self.modality)[0]
 
     @property
     def uses_audio(self) -> bool:
-        return self.modality in ("audio-visual", "audio")
+        return modality_streams(self.modality)[1]
 
     def polarity_ids(self) -> list[int]:
         """Polarity index (into `POLARITIES`) of each class id, for vectorised EP-CE."""

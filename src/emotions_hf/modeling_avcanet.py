@@ -57,6 +57,16 @@ def window_mask(num_snippets: int, window: int, device: torch.device) -> torch.T
         return (index[:, None] - index[None, :]).abs() <= window
 
 
+def _checked_batch(tensor, name: str, axes: str, layout: tuple[int, ...], modality: str) -> int:
+    """Batch size of an input that must be (B, *layout); a ValueError naming the expected layout otherwise."""
+    expected = f"{axes} = (B, {', '.join(map(str, layout))})"
+    if tensor is None:
+        raise ValueError(f"modality={modality!r} needs {name} of shape {expected}")
+    if tensor.dim() != len(layout) + 1 or tuple(tensor.shape[1:]) != layout:
+        raise ValueError(f"{name} must have shape {expected} for this config; got {tuple(tensor.shape)}")
+    return tensor.shape[0]
+
+
 def modalities_of(config: AVCANetConfig) -> tuple[str, ...]:
     return tuple(m for m, used in ((VIDEO, config.uses_video), (AUDIO, config.uses_audio)) if used)
 
@@ -404,22 +414,11 @@ class AVCANetModel(AVCANetPreTrainedModel):
         batch_sizes = []
         if c.uses_video:
             layout = (c.num_snippets, c.frames_per_snippet, c.num_channels, c.image_size, c.image_size)
-            if pixel_values is None:
-                raise ValueError(f"modality={c.modality!r} needs pixel_values of shape (B, s, T, 3, H, W) = (B, "
-                                 f"{', '.join(map(str, layout))})")
-            if pixel_values.dim() != 6 or tuple(pixel_values.shape[1:]) != layout:
-                raise ValueError(f"pixel_values must have shape (B, s, T, 3, H, W) = (B, {', '.join(map(str, layout))}) "
-                                 f"for this config; got {tuple(pixel_values.shape)}")
-            batch_sizes.append(pixel_values.shape[0])
+            batch_sizes.append(_checked_batch(pixel_values, "pixel_values", "(B, s, T, 3, H, W)", layout, c.modality))
         if c.uses_audio:
             layout = (c.num_snippets, c.mfcc_chunk_frames, c.num_mfcc)
-            if input_features is None:
-                raise ValueError(f"modality={c.modality!r} needs input_features of shape (B, s, mfcc_chunk_frames, "
-                                 f"num_mfcc) = (B, {', '.join(map(str, layout))})")
-            if input_features.dim() != 4 or tuple(input_features.shape[1:]) != layout:
-                raise ValueError(f"input_features must have shape (B, s, mfcc_chunk_frames, num_mfcc) = "
-                                 f"(B, {', '.join(map(str, layout))}) for this config; got {tuple(input_features.shape)}")
-            batch_sizes.append(input_features.shape[0])
+            batch_sizes.append(_checked_batch(input_features, "input_features", "(B, s, mfcc_chunk_frames, num_mfcc)",
+                                              layout, c.modality))
             if audio_mask is not None and tuple(audio_mask.shape) != (batch_sizes[-1],):
                 raise ValueError(f"audio_mask must have shape (B,) = ({batch_sizes[-1]},); got {tuple(audio_mask.shape)}")
         if len(set(batch_sizes)) > 1:

@@ -17,6 +17,7 @@ import torch
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from .audio_features import MFCC, MFCCSettings, clip_mfcc, fit_frames, resample
+from .configuration_avcanet import MODALITIES, modality_streams
 from .decoding import BACKENDS, VideoInfo, as_source, probe, read_clip, sample_frame_indices
 from .errors import VideoReadError
 from .video_transforms import (
@@ -28,7 +29,6 @@ from .video_transforms import (
     normalize,
 )
 
-MODALITIES = ("audio-visual", "visual", "audio")
 # 3D-ResNets' multi-scale corner crop scales: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2 of the shorter side.
 DEFAULT_CROP_SCALES = tuple(round(2 ** (-i / 4), 4) for i in range(5))
 
@@ -147,11 +147,11 @@ class AVCANetProcessor(FeatureExtractionMixin):
 
     @property
     def uses_video(self) -> bool:
-        return self.modality in ("audio-visual", "visual")
+        return modality_streams(self.modality)[0]
 
     @property
     def uses_audio(self) -> bool:
-        return self.modality in ("audio-visual", "audio")
+        return modality_streams(self.modality)[1]
 
     def training_short_side(self) -> int:
         """Decode size in training: the smallest crop scale still covers `image_size` pixels."""
