@@ -1,12 +1,19 @@
 """Speed of the Video Swin backbone and of the whole AV-CANet at the paper's size, per video, on the CPU.
 
-    python bench/model_speed.py [--repeats 3] [--threads 2] [--clock wall|cpu] [--backbone-only]
+    python bench/model_speed.py [--repeats 3] [--threads 2] [--clock wall|cpu] [--backbone-only] [--reference auto]
+        [--allocator keep|glibc]
 
 Prints forward and forward+backward seconds per video (s=16 snippets of T=8 frames at 112², MFCC 256×32 per snippet)
 for the visual backbone alone and for `AVCANetForVideoClassification`, the FLOPs of each (torch's FlopCounterMode),
 and the achieved FLOP/s as a fraction of a 2048² `torch.mm` measured in the same run, so that figures taken on a busy
-or a different machine can be compared. For scale (the issue): `torch.mm` ≈ 160 GFLOP/s with 2 threads; the reference
-Video Swin-T implementations take 1.3 s (torchvision) to 2.1 s (official) forward and 4.6 s to 5.1 s forward+backward.
+or a different machine can be compared. By default the process keeps its freed memory
+(`emotions_hf.keep_freed_memory`, as the `emotions-hf` command and the examples do); `--allocator glibc` measures
+glibc's defaults instead.
+
+Where torchvision is importable, the backbone is also raced against torchvision's `swin3d_t` (random weights, head
+removed, same clips and loss), the two timed in alternation so that a shared machine slows both alike, and the ratio
+printed. torchvision cannot sit beside the CPU build of torch that `scripts/setup_env.sh` installs; a second venv with
+`pip install torch==2.14.1 torchvision==0.29.1` and `pip install -e .` runs this script with the reference.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.cpu_memory import keep_freed_memory
 from emotions_hf.modeling_video_swin import VideoSwin3DModel
 
 
@@ -31,27 +39,34 @@ def parse_args(argv=None):
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=112)
     parser.add_argument("--backbone-only", action="store_true", help="skip the whole-model measurements")
+    parser.add_argument("--allocator", choices=("keep", "glibc"), default="keep",
+                        help="keep: keep_freed_memory() first; glibc: glibc's defaults (freed memory goes back to the "
+                             "kernel and is page-faulted in again)")
+    parser.add_argument("--reference", choices=("auto", "torchvision", "none"), default="auto",
+                        help="race the backbone against torchvision's swin3d_t (auto: when torchvision imports)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: elapsed seconds; cpu: this process's CPU seconds, which other processes on a shared "
                              "machine barely disturb with --threads 1 (with more threads it also counts their waiting)")
     return parser.parse_args(argv)
 
 
-def timed(step, repeats, clock=time.perf_counter):
-    """Median and best seconds (of `clock`) of `step()` over `repeats` runs after one warm-up."""
-    step()
-    times = []
-    for _ in range(repeats):
-        start = clock()
+def timed(steps: dict, repeats: int, clock=time.perf_counter) -> dict[str, list[float]]:
+    """Seconds (of `clock`) of each named step over `repeats` rounds after one warm-up each, the steps taking turns
+    within a round so that a slow spell of the machine hits all of them."""
+    for step in steps.values():
         step()
-        times.append(clock() - start)
-    return statistics.median(times), min(times)
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = clock()
+            step()
+            times[name].append(clock() - start)
+    return times
 
 
 def matmul_flops_per_second(clock):
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    _, best = timed(lambda: a @ b, 5, clock)
-    return 2 * 2048**3 / best
+    return 2 * 2048**3 / min(timed({"mm": lambda: a @ b}, 5, clock)["mm"])
 
 
 def count_flops(step):
@@ -60,44 +75,77 @@ def count_flops(step):
     return counter.get_total_flops()
 
 
-def measure(name, module, inputs, loss_of, repeats, clock, matmul_rate):
-    """Forward (eval, no grad) and forward+backward (train) of one video; prints one line each."""
+def measure(contenders: dict, run, loss_of, repeats: int, clock, matmul_rate) -> dict:
+    """Forward (eval, no grad) and forward+backward (train) of one video, `run(module)`, for each named module, timed in
+    turns; prints a line per module and pass and returns {(name, pass): best seconds}."""
 
-    def forward():
-        with torch.no_grad():
-            module(**inputs)
+    def forward(module):
+        def step():
+            with torch.no_grad():
+                run(module)
+        return step
 
-    def forward_backward():
-        module.zero_grad(set_to_none=True)
-        loss_of(module(**inputs)).backward()
+    def forward_backward(module):
+        def step():
+            module.zero_grad(set_to_none=True)
+            loss_of(run(module)).backward()
+        return step
 
-    rows = []
-    module.eval()
-    rows.append(("forward", *timed(forward, repeats, clock), count_flops(forward)))
-    module.train()
-    rows.append(("forward+backward", *timed(forward_backward, repeats, clock), count_flops(forward_backward)))
-    for kind, median, best, flops in rows:
-        rate = flops / best
-        print(f"{name:<10} {kind:<17} {median:7.3f} s/video (best {best:6.3f})  {flops / 1e9:7.1f} GFLOP  "
-              f"{rate / 1e9:6.1f} GFLOP/s = {rate / matmul_rate:4.2f} x mm")
+    best = {}
+    for kind, make_step, train in (("forward", forward, False), ("forward+backward", forward_backward, True)):
+        for module in contenders.values():
+            module.train(train)
+        steps = {name: make_step(module) for name, module in contenders.items()}
+        times = timed(steps, repeats, clock)
+        for name, step in steps.items():
+            flops = count_flops(step)
+            best[name, kind] = min(times[name])
+            rate = flops / best[name, kind]
+            print(f"{name:<20} {kind:<17} {statistics.median(times[name]):7.3f} s/video (best {best[name, kind]:6.3f})  "
+                  f"{flops / 1e9:7.1f} GFLOP  {rate / 1e9:6.1f} GFLOP/s = {rate / matmul_rate:4.2f} x mm")
+    return best
+
+
+def torchvision_reference(required: bool):
+    """torchvision's `swin3d_t` with the classification head removed (pooled features, like `VideoSwin3DModel`), or
+    None when torchvision is missing and was not asked for explicitly."""
+    try:
+        from torchvision.models.video import swin3d_t
+    except ImportError:
+        if required:
+            raise
+        print("torchvision not importable: no reference run (see this script's docstring)")
+        return None
+    reference = swin3d_t()
+    reference.head = torch.nn.Identity()
+    return reference
 
 
 def main(argv=None):
     args = parse_args(argv)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
+    allocator = "freed memory kept" if args.allocator == "keep" and keep_freed_memory() else "glibc defaults"
     torch.manual_seed(0)
     config = AVCANetConfig(num_snippets=args.snippets, frames_per_snippet=args.frames, image_size=args.image_size)
     s, t, size = config.num_snippets, config.frames_per_snippet, config.image_size
     matmul_rate = matmul_flops_per_second(clock)
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.clock} clock, video = {s} snippets x {t} frames x "
-          f"{size}²")
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.clock} clock, {allocator}, video = {s} snippets x "
+          f"{t} frames x {size}²")
     print(f"torch.mm 2048²: {matmul_rate / 1e9:.1f} GFLOP/s")
 
-    backbone = VideoSwin3DModel(config)
+    contenders = {"backbone": VideoSwin3DModel(config)}
+    if args.reference != "none":
+        reference = torchvision_reference(required=args.reference == "torchvision")
+        if reference is not None:
+            contenders["torchvision swin3d_t"] = reference
     clips = torch.randn(s, 3, t, size, size)
-    measure("backbone", backbone, {"pixel_values": clips}, lambda out: out.square().mean(), args.repeats, clock,
-            matmul_rate)
+    best = measure(contenders, lambda module: module(clips), lambda out: out.square().mean(), args.repeats, clock,
+                   matmul_rate)
+    if len(contenders) > 1:
+        print("backbone speed-up over torchvision swin3d_t (best times): " + ", ".join(
+            f"{kind} {best['torchvision swin3d_t', kind] / best['backbone', kind]:.2f}x"
+            for kind in ("forward", "forward+backward")))
     if not args.backbone_only:
         from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
 
@@ -108,7 +156,8 @@ def main(argv=None):
             "audio_mask": torch.ones(1, dtype=torch.bool),
             "labels": torch.tensor([1]),
         }
-        measure("AV-CANet", model, inputs, lambda out: out.loss, args.repeats, clock, matmul_rate)
+        measure({"AV-CANet": model}, lambda module: module(**inputs), lambda out: out.loss, args.repeats, clock,
+                matmul_rate)
     print(f"torch.mm 2048² after the runs: {matmul_flops_per_second(clock) / 1e9:.1f} GFLOP/s "
           "(a drop means other processes shared the CPU)")
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 from datasets import load_dataset
 from transformers import HfArgumentParser
 
+from emotions_hf.cpu_memory import keep_freed_memory
 from emotions_hf.labels import EMOTIONS
 from emotions_hf.metrics import format_paper_table
 from emotions_hf.model_card import PAPER_RESULTS, paper_metrics
@@ -99,4 +100,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()
     main()

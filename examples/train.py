@@ -24,6 +24,7 @@ from datasets import load_dataset
 from transformers import HfArgumentParser, set_seed
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.cpu_memory import keep_freed_memory
 from emotions_hf.labels import EMOTIONS
 from emotions_hf.metrics import format_paper_table
 from emotions_hf.model_card import PAPER_RESULTS
@@ -270,4 +271,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()
     main()

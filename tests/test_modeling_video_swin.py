@@ -243,3 +243,23 @@ def test_cpu_training_attention_matches_sdpa_gradients_over_several_chunks(monke
     reference = gradients(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m))
     for mine, theirs in zip(ours, reference):
         torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_matches_torchvision_swin3d_t_with_its_weights():
+    """Where torchvision is installed (not beside the CPU torch of `scripts/setup_env.sh`): with torchvision's weights
+    the backbone computes torchvision's `swin3d_t` features. At 224² no window is clipped in space; see
+    `relative_position_index` for why clipped spatial windows (stage 3 at 112²) differ on purpose."""
+    video_models = pytest.importorskip("torchvision.models.video")
+    from emotions_hf.convert_checkpoints import convert_video_backbone
+
+    torch.manual_seed(0)
+    reference = video_models.swin3d_t().eval()
+    reference.head = torch.nn.Identity()
+    config = AVCANetConfig(image_size=224, frames_per_snippet=4)
+    state, report = convert_video_backbone(reference.state_dict(), config)
+    assert not report.missing_keys and not report.unexpected_keys
+    model = VideoSwin3DModel(config).eval()
+    model.load_state_dict(state, strict=True)
+    clip = torch.randn(1, 3, 4, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(clip), reference(clip), rtol=1e-4, atol=1e-5)

@@ -22,6 +22,7 @@ from .convert_checkpoints import (
     inflate_swin2d,
     load_pretrained_backbones,
 )
+from .cpu_memory import keep_freed_memory
 from .errors import VideoReadError
 from .labels import EMOTIONS, LABEL_SETS, LabelSet, get_label_set
 from .modeling_avcanet import AVCANetForVideoClassification, AVCANetModel
@@ -71,5 +72,6 @@ __all__ = [
     "convert_video_backbone",
     "get_label_set",
     "inflate_swin2d",
+    "keep_freed_memory",
     "load_pretrained_backbones",
 ]

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from .cpu_memory import keep_freed_memory
+
 # sub-command -> module providing `add_arguments(parser)` and `run(args) -> int`
 COMMANDS = {
     "prepare": ("emotions_hf.data.prepare", "write a loadable eMotions dataset folder from a source"),
@@ -25,5 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     return modules[args.command].run(args)
 
 
+def console_main() -> int:
+    """The installed `emotions-hf` command: `main` in a process of its own, which therefore keeps its freed memory."""
+    keep_freed_memory()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())
