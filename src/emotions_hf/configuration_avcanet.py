@@ -55,6 +55,8 @@ class AVCANetConfig(PreTrainedConfig):
             0-based level l, with L = 2 ("two attentive pyramid layers", paper §4.2).
         lgf_num_heads (`int`, 8): heads of the LISF and GLCF attention.
         lgf_dropout (`float`, 0.5): dropout inside the LGF module.
+        lgf_ffn_ratio (`float`, 4.0): width of the LGF feed-forward layers over hidden_size. The authors' value is
+            not published; 4 is the Transformer's (and puts 27 M of the model's 79 M parameters in LISF).
         fusion (`str`, "mid_concat"): one of "mid_concat", "gated", "ew_multiply", "sum", "neural".
         use_lisf / use_glcf (`bool`, True): the local and global halves of the LGF module.
         modality (`str`, "audio-visual"): "audio-visual", "visual" or "audio".
@@ -95,6 +97,7 @@ class AVCANetConfig(PreTrainedConfig):
         lgf_window_sizes=(1, 2),
         lgf_num_heads=8,
         lgf_dropout=0.5,
+        lgf_ffn_ratio=4.0,
         fusion="mid_concat",
         use_lisf=True,
         use_glcf=True,
@@ -135,6 +138,7 @@ class AVCANetConfig(PreTrainedConfig):
         self.lgf_window_sizes = _tuple(lgf_window_sizes)
         self.lgf_num_heads = lgf_num_heads
         self.lgf_dropout = lgf_dropout
+        self.lgf_ffn_ratio = lgf_ffn_ratio
         self.fusion = fusion
         self.use_lisf = use_lisf
         self.use_glcf = use_glcf
@@ -206,6 +210,8 @@ class AVCANetConfig(PreTrainedConfig):
                  f"num_heads={self.num_heads}")
         if self.hidden_size % self.lgf_num_heads:
             fail(f"hidden_size={self.hidden_size} must be a multiple of lgf_num_heads={self.lgf_num_heads}")
+        if int(self.hidden_size * self.lgf_ffn_ratio) < 1:
+            fail(f"lgf_ffn_ratio={self.lgf_ffn_ratio} leaves the LGF feed-forward layers no width; use a positive ratio")
         if not self.lgf_window_sizes or any(int(d) < 0 for d in self.lgf_window_sizes):
             fail(f"lgf_window_sizes={self.lgf_window_sizes} needs at least one non-negative window")
         if len(self.audio_depths) != len(self.audio_hidden_sizes):

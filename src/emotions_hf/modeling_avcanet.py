@@ -132,11 +132,12 @@ class SnippetAttention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    """Position-wise feed-forward layer of the LGF attention blocks (ReLU, width 4·C1)."""
+    """Position-wise feed-forward layer of the LGF attention blocks (ReLU, width `lgf_ffn_ratio`·C1)."""
 
-    def __init__(self, hidden_size: int, dropout: float):
-        super().__init__(nn.Linear(hidden_size, 4 * hidden_size), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(4 * hidden_size, hidden_size))
+    def __init__(self, config: AVCANetConfig):
+        hidden_size, width = config.hidden_size, int(config.hidden_size * config.lgf_ffn_ratio)
+        super().__init__(nn.Linear(hidden_size, width), nn.ReLU(), nn.Dropout(config.lgf_dropout),
+                         nn.Linear(width, hidden_size))
 
 
 class LGFBlock(nn.Module):
@@ -153,7 +154,7 @@ class LGFBlock(nn.Module):
         self.context_norm = nn.LayerNorm(hidden) if cross_modal else None
         self.attention = SnippetAttention(hidden, config.lgf_num_heads)
         self.ffn_norm = nn.LayerNorm(hidden)
-        self.ffn = FeedForward(hidden, config.lgf_dropout)
+        self.ffn = FeedForward(config)
         self.dropout = nn.Dropout(config.lgf_dropout)
 
     def forward(self, hidden, context=None, attn_mask=None, message_mask=None):
