@@ -1,5 +1,10 @@
 import itertools
 import math
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,7 +144,12 @@ def test_all_silent_batch_and_default_mask():
     assert silent.audio_loss is None
     assert torch.equal(silent.audio_logits, torch.zeros_like(silent.audio_logits))
     torch.testing.assert_close(silent.loss, silent.fused_loss + silent.visual_loss)
-    silent.loss.backward()  # the audio encoder is skipped entirely, the rest still trains
+    running_means = [m.running_mean.clone() for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    silent.loss.backward()  # the audio encoder sees no chunk: its parameters get zero gradients, its statistics stay
+    audio_branch = [*model.avcanet.audio_encoder.parameters(), *model.avcanet.audio_projection.parameters()]
+    assert all(p.grad is not None and not p.grad.any() for p in audio_branch)
+    after = [m.running_mean for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert all(torch.equal(a, b) for a, b in zip(running_means, after))
 
     model.eval()
     with torch.no_grad():
@@ -247,3 +257,43 @@ def test_single_modality_ignores_the_other_input():
         without_audio = model(pixel_values=inputs["pixel_values"], labels=inputs["labels"])
     assert torch.equal(with_audio.logits, without_audio.logits)
     assert torch.equal(with_audio.logits, with_audio.visual_logits + model.head.classifier.bias)
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import datetime, os, sys
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    sys.path.insert(0, sys.argv[1])
+    from test_modeling_avcanet import NO_DROPOUT, make_inputs, model_for, tiny_config
+
+    def run(rank):
+        torch.set_num_threads(1)
+        dist.init_process_group("gloo", rank=rank, world_size=2, timeout=datetime.timedelta(seconds=30))
+        config = tiny_config(**NO_DROPOUT)
+        # find_unused_parameters=False: what the Trainer picks under gradient checkpointing
+        model = DistributedDataParallel(model_for(config).train(), find_unused_parameters=False)
+        for step in range(2):
+            silent = rank == 0  # rank 0 holds only videos without sound, rank 1 only videos with sound
+            model(**make_inputs(config, batch=2, seed=step, audio_mask=[not silent] * 2)).loss.backward()
+        dist.destroy_process_group()
+
+    if __name__ == "__main__":
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[2])
+        torch.multiprocessing.spawn(run, nprocs=2)
+    """
+)
+
+
+def test_ddp_trains_when_a_rank_has_only_videos_without_sound(tmp_path):
+    """The audio branch still takes part in the backward of an all-silent batch (with zero gradients), so DDP
+    without unused-parameter detection does not fail or hang on the ranks that hold only silent videos."""
+    script = tmp_path / "ddp_silent.py"
+    script.write_text(DDP_SCRIPT)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run([sys.executable, str(script), str(Path(__file__).parent), str(port)],
+                            check=False, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -28,6 +28,7 @@ logits is exactly 0 (`logits == visual_logits + bias`, `audio_logits == 0`). The
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, fields
 
 import torch
@@ -446,7 +447,16 @@ class AVCANetModel(AVCANetPreTrainedModel):
         features = chunks.new_zeros(batch * snippets, self.config.hidden_size)
         if bool(present.any()):
             features = features.index_put((present,), self._encode_audio_chunks(chunks[present]).to(features.dtype))
+        elif torch.is_grad_enabled():
+            features = features + self._audio_parameters_times_zero().to(features.dtype)
         return features.view(batch, snippets, -1)
+
+    def _audio_parameters_times_zero(self) -> torch.Tensor:
+        """0 · Σ (audio-branch parameters): adds nothing, but puts the audio branch into the backward of a batch without
+        sound, so that every one of its parameters gets a (zero) gradient. DDP without unused-parameter detection (the
+        Trainer's choice under gradient checkpointing) fails on a rank whose batch leaves parameters without one."""
+        parameters = itertools.chain(self.audio_encoder.parameters(), self.audio_projection.parameters())
+        return torch.stack([parameter.sum() for parameter in parameters]).sum() * 0.0
 
     def forward(
         self,
