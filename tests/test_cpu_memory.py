@@ -43,8 +43,3 @@ def test_freed_memory_is_reused_instead_of_faulted_in():
     # allocation has taken the space behind it, and then grows the heap instead.
     assert applied == "True" and kept_faults < default_faults / 3
 
-
-def test_is_idempotent():
-    from emotions_hf.cpu_memory import keep_freed_memory
-
-    assert keep_freed_memory() == keep_freed_memory()
