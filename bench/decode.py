@@ -131,7 +131,7 @@ def main() -> None:
 
     processor = AVCANetProcessor()
     original = make_video(args.workdir / "original_30s_720x1280.mp4", 30, 720, 1280)
-    proxy, cache = args.workdir / "original_30s.proxy.mp4", args.workdir / "original_30s.mfcc.npy"
+    proxy, cache = args.workdir / "original_30s.proxy.mp4", args.workdir / "original_30s.mfcc.safetensors"
     start = time.perf_counter()
     write_proxy(original, proxy)
     write_mfcc_cache(original, cache, processor)

@@ -15,16 +15,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import load_dataset
 from transformers import HfArgumentParser
 
 from emotions_hf.cpu_memory import keep_freed_memory
+from emotions_hf.data.loading import load_prepared
 from emotions_hf.labels import EMOTIONS
 from emotions_hf.metrics import format_paper_table
 from emotions_hf.model_card import PAPER_RESULTS, paper_metrics
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
 from emotions_hf.processing_avcanet import AVCANetProcessor
-from emotions_hf.training import AVCANetTrainer, AVCANetTrainingArguments
+from emotions_hf.training import AVCANetTrainer, AVCANetTrainingArguments, shutdown_distributed
 
 
 @dataclass
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = arguments.output_dir or (arguments.model if Path(arguments.model).is_dir() else ".")
     model = AVCANetForVideoClassification.from_pretrained(arguments.model)
     processor = AVCANetProcessor.from_pretrained(arguments.model)
-    split = load_dataset(arguments.dataset, arguments.variant)[arguments.split]
+    split = load_prepared(arguments.dataset, arguments.variant)[arguments.split]
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if list(split.features["label"].names) != label_names:
         raise ValueError(
@@ -101,4 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     keep_freed_memory()
-    main()
+    try:
+        main()
+    finally:
+        shutdown_distributed()

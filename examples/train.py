@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from datasets import load_dataset
 from transformers import HfArgumentParser, set_seed
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
 from emotions_hf.cpu_memory import keep_freed_memory
+from emotions_hf.data.loading import PreparedFolderError, load_prepared
+from emotions_hf.errors import is_environment_error
 from emotions_hf.labels import EMOTIONS
 from emotions_hf.metrics import format_paper_table
 from emotions_hf.model_card import PAPER_RESULTS
@@ -35,7 +36,9 @@ from emotions_hf.training import (
     SMALL_TRAINING,
     AVCANetTrainer,
     AVCANetTrainingArguments,
+    UnreadableVideosError,
     labels_from_dataset,
+    shutdown_distributed,
 )
 
 DEMO_OUTPUT_DIR = "outputs/avcanet-synthetic"
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
             if synthetic
             else data_args.dataset
         )
-        dataset = load_dataset(str(folder), data_args.variant)
+        dataset = load_prepared(folder, data_args.variant)
     train_split, eval_split = dataset[data_args.train_split], dataset[data_args.eval_split]
     labels = labels_from_dataset(train_split)
     train_split = subset(train_split, data_args.max_train_samples, training_args.seed)
@@ -270,6 +273,26 @@ def main(argv: list[str] | None = None) -> dict:
     return metrics
 
 
-if __name__ == "__main__":
+def console_main() -> int:
+    """`main` for the command line: a broken environment or an unreadable dataset gets a message, not a
+    traceback, and a non-zero exit status."""
     keep_freed_memory()
-    main()
+    try:
+        main()
+        return 0
+    except (UnreadableVideosError, PreparedFolderError) as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if not is_environment_error(error):
+            raise
+        print(f"train.py: error: {error}\nThe machine, not the data: fix it and run the same command again "
+              "with --resume_from_checkpoint true; the complete checkpoints already written are kept.",
+              file=sys.stderr)
+        return 1
+    finally:
+        shutdown_distributed()
+
+
+if __name__ == "__main__":
+    sys.exit(console_main())

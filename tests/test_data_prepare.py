@@ -212,7 +212,7 @@ def test_proxy_and_mfcc_columns(tmp_path):
     assert isinstance(ds["train"].features["proxy"], datasets.Video)
     row = ds["train"][0]
     item = processor_item(row)
-    assert item["proxy"]["path"].endswith(".mp4") and item["mfcc"]["path"].endswith(".npy")
+    assert item["proxy"]["path"].endswith(".mp4") and item["mfcc"]["path"].endswith(".safetensors")
     batch = processor([processor_item(r) for r in ds["test"]])
     assert tuple(batch["pixel_values"].shape) == (len(ds["test"]), 2, 2, 3, 16, 16)
     assert batch["audio_mask"].tolist() == ds["test"]["has_audio"]

@@ -129,6 +129,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(demo, tm
         "warmup_steps": 0,
         "gradient_accumulation_steps": 2,
         "dataloader_num_workers": 0,
+        "max_unreadable_fraction": 0.5,  # 15 of 120 unreadable on purpose: above the 10 % default
     }
     overrides = ["--config_overrides", "modality=visual,lgf_dropout=0.0,drop_path_rate=0.0"]
     load_train_script().main(

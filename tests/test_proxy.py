@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 from media_samples import bright_corner, corner_marked, grey_frames, tone, write
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from emotions_hf.audio_features import read_audio
 from emotions_hf.decoding import probe, read_clip
@@ -81,7 +83,7 @@ def test_proxy_keeps_variable_frame_rate_and_rotation(tmp_path):
 def test_processor_gives_the_same_tensors_from_proxy_and_cache(tmp_path, training):
     original = textured_video(tmp_path / "original.mp4")
     processor = small_processor()
-    item = {"video": str(original), "proxy": str(tmp_path / "p.mp4"), "mfcc": str(tmp_path / "m.npy")}
+    item = {"video": str(original), "proxy": str(tmp_path / "p.mp4"), "mfcc": str(tmp_path / "m.safetensors")}
     write_proxy(original, item["proxy"], short_side=processor.training_short_side())
     write_mfcc_cache(original, item["mfcc"], processor)
     direct = processor(str(original), training=training, seed=3)
@@ -100,7 +102,8 @@ def test_processor_gives_the_same_tensors_from_proxy_and_cache(tmp_path, trainin
 def test_missing_proxy_or_cache_falls_back_to_the_original(tmp_path):
     original = textured_video(tmp_path / "original.mp4", num_frames=30)
     processor = small_processor()
-    item = {"video": str(original), "proxy": str(tmp_path / "none.mp4"), "mfcc": str(tmp_path / "none.npy")}
+    item = {"video": str(original), "proxy": str(tmp_path / "none.mp4"),
+            "mfcc": str(tmp_path / "none.safetensors")}
     expected = processor(str(original))
     for key, value in processor(item).items():
         torch.testing.assert_close(value, expected[key])
@@ -109,13 +112,13 @@ def test_missing_proxy_or_cache_falls_back_to_the_original(tmp_path):
 def test_cache_of_a_silent_video_and_clip_range(tmp_path):
     processor = small_processor()
     silent = write(tmp_path / "silent.mp4", num_frames=10, channels=0)
-    cache = write_mfcc_cache(silent, tmp_path / "silent.npy", processor)
-    assert np.load(cache).shape == (32, 0)
+    cache = write_mfcc_cache(silent, tmp_path / "silent.safetensors", processor)
+    assert load_file(cache)["mfcc"].shape == (32, 0)
     batch = processor({"video": str(silent), "mfcc": str(cache)})
     assert not batch["audio_mask"][0] and (batch["input_features"] == 0).all()
 
     sound = write(tmp_path / "sound.mp4", num_frames=75, audio_seconds=3.0)
-    cache = write_mfcc_cache(sound, tmp_path / "sound.npy", processor)
+    cache = write_mfcc_cache(sound, tmp_path / "sound.safetensors", processor)
     window = processor({"video": str(sound), "mfcc": str(cache)}, clip_range=(1.0, 2.0))["input_features"]
     direct = processor(str(sound), clip_range=(1.0, 2.0))["input_features"]
     assert (window - direct).abs().mean() < 0.05 * direct.abs().mean()  # same window, edges computed apart
@@ -147,8 +150,14 @@ def test_broken_sources_and_caches(tmp_path):
     with pytest.raises(VideoReadError, match="broken.mp4"):
         write_proxy(broken, tmp_path / "out.mp4")
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob("*.part*"))
-    bad_cache = tmp_path / "bad.npy"
-    np.save(bad_cache, np.zeros((7, 10), np.float32))
     original = write(tmp_path / "ok.mp4", num_frames=10)
-    with pytest.raises(VideoReadError, match="bad.npy"):
-        small_processor()({"video": str(original), "mfcc": str(bad_cache)})
+    processor = small_processor()
+    bad_cache = write_mfcc_cache(original, tmp_path / "bad.safetensors", processor)
+    with safe_open(bad_cache, "pt") as cache:
+        metadata = cache.metadata()
+    save_file({"mfcc": torch.zeros(7, 10)}, bad_cache, metadata=metadata)
+    with pytest.raises(VideoReadError, match=r"bad.safetensors.*\(7, 10\)"):  # right settings, wrong contents
+        processor({"video": str(original), "mfcc": str(bad_cache)})
+    bad_cache.write_bytes(b"\x10" + bytes(40))
+    with pytest.raises(VideoReadError, match="bad.safetensors: cannot read the MFCC cache"):
+        processor({"video": str(original), "mfcc": str(bad_cache)})

@@ -132,7 +132,9 @@ def test_loss_weighs_every_sample_equally_across_uneven_accumulation_steps(tmp_p
 
 def test_a_micro_batch_with_only_bad_videos_still_touches_every_parameter(tmp_path):
     model = small_model()
-    trainer = AVCANetTrainer(model=model, args=training_args(tmp_path), data_collator=lambda rows: rows)
+    # max_unreadable_fraction=1: a first batch of only unreadable videos would otherwise stop the run
+    args = training_args(tmp_path, max_unreadable_fraction=1.0)
+    trainer = AVCANetTrainer(model=model, args=args, data_collator=lambda rows: rows)
     model.zero_grad()
     empty = {"labels": torch.zeros(0, dtype=torch.long), "skipped_videos": ["x"]}
     loss = trainer.training_step(model, empty, num_items_in_batch=torch.tensor(4))

@@ -20,6 +20,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import torch
+from av.audio.plane import AudioPlane
 
 from .decoding import as_source, open_container
 from .errors import VideoReadError
@@ -48,11 +49,13 @@ class MFCCSettings:
 def read_audio(item, sample_rate: int = 44100, start: float = 0.0, end: float | None = None) -> np.ndarray | None:
     """Mono float32 samples at `sample_rate` of `[start, end)` seconds of the first audio track.
 
-    Channels are averaged (as `librosa.load` does), whatever the layout (5.1 included); the native
-    rate is converted with FFmpeg's resampler. Returns `None` when there is no audio track. Only the
-    requested span is decoded (after a seek), so memory follows the span, not the file.
+    Channels are averaged with equal weights (as `librosa.load` does), whatever the layout: 5.1, 7.1,
+    unnamed ones, the LFE channel included (`MonoDownmix`); the native rate is converted with FFmpeg's
+    resampler. Returns `None` when there is no audio track, and no samples when the track has none.
+    Only the requested span is decoded (after a seek), so memory follows the span, not the file.
     """
     source = as_source(item)
+    preroll = 0.5  # codecs need a few packets before the requested time to decode it exactly
     with open_container(source) as container:
         if not container.streams.audio:
             return None
@@ -60,10 +63,11 @@ def read_audio(item, sample_rate: int = 44100, start: float = 0.0, end: float | 
         native_rate = stream.codec_context.sample_rate
         if not native_rate:
             raise VideoReadError(source.name, "the audio track has no sample rate")
-        preroll = 0.5  # codecs need a few packets before the requested time to decode it exactly
-        if start > preroll:
-            container.seek(int((start - preroll) / stream.time_base), stream=stream, backward=True)
-        chunks, first_time = _decode_mono(container, stream, source, end, preroll)
+        decoded = _decode_mono(container, stream, source, start - preroll, end, preroll)
+    if decoded is None:  # the demuxer refused the seek (e.g. a track without packets): read from the start
+        with open_container(source) as container:
+            decoded = _decode_mono(container, container.streams.audio[0], source, 0.0, end, preroll)
+    chunks, first_time = decoded
     if not chunks:
         return np.zeros(0, np.float32)
     mono = np.concatenate(chunks)
@@ -74,9 +78,15 @@ def read_audio(item, sample_rate: int = 44100, start: float = 0.0, end: float | 
     return mono[offset:stop]
 
 
-def _decode_mono(container, stream, source, end: float | None, margin: float) -> tuple[list, float]:
-    """Decode frames until `end` + `margin`; returns native-rate mono chunks and the first chunk's time."""
-    to_float = av.AudioResampler(format="fltp")  # keeps layout and rate, converts any sample format
+def _decode_mono(container, stream, source, seek_to: float, end: float | None, margin: float) -> tuple | None:
+    """Native-rate mono chunks from `seek_to` (seconds, when positive) until `end` + `margin`, and the
+    first chunk's time; None when the demuxer refuses to seek there."""
+    if seek_to > 0:
+        try:
+            container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
+        except av.FFmpegError:
+            return None
+    downmix = MonoDownmix()
     chunks, first_time = [], None
     try:
         for frame in container.decode(stream):
@@ -85,13 +95,38 @@ def _decode_mono(container, stream, source, end: float | None, margin: float) ->
                 break
             if first_time is None:
                 first_time = time
-            for converted in (frame,) if frame.format.name == "fltp" else to_float.resample(frame):
-                chunks.append(converted.to_ndarray().mean(axis=0, dtype=np.float32))
+            chunks.append(downmix(frame))
     except av.FFmpegError as error:
         if not chunks:
             raise VideoReadError(source.name, f"the audio track cannot be decoded ({error})") from None
         # a truncated tail: keep the audio decoded so far
     return chunks, first_time or 0.0
+
+
+class MonoDownmix:
+    """Decoded audio frames of any sample format and channel layout -> mono float32, the plain mean of
+    the channels (librosa's downmix; FFmpeg's own "mono" layout weights the channels instead).
+
+    PyAV's `AudioFrame.planes` / `to_ndarray` count planes up to a null pointer, which a planar frame of
+    8 or more channels (7.1 AAC) does not have: they read past the frame and crash the interpreter.
+    So planar float frames (AAC, Opus, MP3) are read plane by plane up to the channel count, and any
+    other format is converted by FFmpeg to packed float, whose single plane holds every channel.
+    """
+
+    def __init__(self):
+        self.key, self.to_packed = None, None
+
+    def __call__(self, frame: av.AudioFrame) -> np.ndarray:
+        if frame.format.name == "fltp":
+            planes = [np.frombuffer(AudioPlane(frame, i), np.float32, count=frame.samples)
+                      for i in range(frame.layout.nb_channels)]
+            return np.mean(planes, axis=0, dtype=np.float32)
+        key = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if key != self.key:  # a converter accepts only frames like its first one
+            self.key, self.to_packed = key, av.AudioResampler(format="flt")
+        chunks = [packed.to_ndarray().reshape(-1, packed.layout.nb_channels).mean(axis=1, dtype=np.float32)
+                  for packed in self.to_packed.resample(frame)]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
 def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
@@ -253,6 +288,7 @@ def clip_mfcc(item, num_frames: int, settings: MFCCSettings, mfcc: MFCC | None =
 __all__ = [
     "MFCC",
     "MFCCSettings",
+    "MonoDownmix",
     "audio_duration",
     "clip_mfcc",
     "crop_span",

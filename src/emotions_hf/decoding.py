@@ -6,9 +6,10 @@ Sources: a path (str / Path), raw bytes, a binary file-like object, or the undec
 
 Two backends decode frames: PyAV (the default) and `decord` (on request). The PyAV path seeks only
 when a keyframe lies ahead, does not even decode the non-reference frames it skips, and converts only
-the wanted frames; decord2 3.4 is slower here, fails on some frame widths and mis-rotates rotated
-files (those always go through PyAV). Both resize while converting to RGB, so a 1080p frame is never held
-at full size as RGB, and neither keeps a decoder open between calls (DataLoader-worker safe).
+the wanted frames; decord2 3.4 is slower here and mis-rotates rotated files (those always go through
+PyAV). PyAV resizes while converting to RGB; decord decodes at the native size (its scaler is wrong on
+some CPUs) and we resize a few frames at a time, so a 1080p clip is never held at full size as RGB.
+Neither keeps a decoder open between calls (DataLoader-worker safe).
 """
 
 from __future__ import annotations
@@ -20,14 +21,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 from av.video.reformatter import VideoReformatter
 
 from .errors import VideoReadError
-
-try:  # decord is optional: PyAV covers everything it does.
-    import decord
-except ImportError:  # pragma: no cover - depends on the environment
-    decord = None
+from .video_transforms import channels_first, resize, to_float
 
 BACKENDS = ("auto", "decord", "pyav")
 
@@ -207,6 +205,58 @@ def _first_frame(container, stream, source: MediaSource):
     raise VideoReadError(source.name, "the video stream has no decodable frame (truncated file?)")
 
 
+@dataclass(frozen=True)
+class ContentTimes:
+    """When a video's frames and sound start, in seconds from its first frame (audio: from its first
+    packet), read from the packets alone: what a file holds, whatever its metadata claims.
+
+    `frames` are the sorted start times of all video frames, `end` is when the last one ends (the span
+    the frame sampler tiles), `audio` the sorted start times of the audio packets (None without audio).
+    """
+
+    frames: np.ndarray
+    end: float
+    audio: np.ndarray | None = None
+
+    def covered(self, hold: float) -> np.ndarray:
+        """(n, 2) `[start, end)` spans that hold content: each frame or audio packet counts until the next
+        one starts (the last frame: until `end`), but at most `hold` seconds, so a frame followed by a long
+        jump in time is content for `hold`, not for the whole jump. Spans may overlap."""
+        spans = [_held(self.frames, hold, self.end)]
+        if self.audio is not None and len(self.audio):
+            spans.append(_held(self.audio, hold))
+        return np.concatenate(spans)
+
+
+def _held(times: np.ndarray, hold: float, end: float | None = None) -> np.ndarray:
+    end = times[-1] + hold if end is None else max(end, times[-1])
+    return np.stack([times, times + np.minimum(np.diff(times, append=end), hold)], axis=1)
+
+
+def content_times(item) -> ContentTimes:
+    """`ContentTimes` of a video: demuxes its packets (decodes nothing), so a 1 KB file whose timestamps
+    jump by 10^6 s reads as the three frames it holds. Raises `VideoReadError` when there is no frame."""
+    source = as_source(item)
+    with open_container(source) as container:
+        stream = video_stream(container, source)
+        pts, _ = packet_timestamps(container, stream)
+        if not len(pts):
+            raise VideoReadError(source.name, "the video stream has no frames")
+        if not stream.time_base:
+            raise VideoReadError(source.name, "the video stream has no time base")
+        base = float(stream.time_base)
+        frames = (pts - pts[0]).astype(np.float64) * base
+        end = float(pts[-1] - pts[0] + _frame_step(pts)) * base
+        audio = None
+        if container.streams.audio:
+            audio_stream = container.streams.audio[0]
+            if audio_stream.time_base is not None:
+                audio_pts, _ = packet_timestamps(container, audio_stream)
+                if len(audio_pts):
+                    audio = (audio_pts - audio_pts[0]).astype(np.float64) * float(audio_stream.time_base)
+    return ContentTimes(frames=frames, end=end, audio=audio)
+
+
 # --------------------------------------------------------------------------------------------------
 # Timestamps and sampling
 
@@ -368,11 +418,10 @@ def read_clip(
     plan = {"num_snippets": num_snippets, "frames_per_snippet": frames_per_snippet, "training": training,
             "clip_range": clip_range}
     if backend == "decord":
-        if decord is None:
-            raise ImportError("backend='decord' needs the decord package (pip install decord2)")
+        decord = _import_decord()
         info = info if info is not None else probe(source)
         if info.rotation == 0:
-            return _read_clip_decord(source, info, short_side, rng, num_threads, plan)
+            return _read_clip_decord(decord, source, info, short_side, rng, num_threads, plan)
     return _read_clip_pyav(source, info, short_side, rng, num_threads, plan)
 
 
@@ -387,18 +436,50 @@ def _upright(frames: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(frames, k=rotation // 90, axes=(1, 2))) if rotation else frames
 
 
-def _read_clip_decord(source, info, short_side, rng, num_threads, plan) -> DecodedClip:
+def _import_decord():
+    """decord, imported on first use only: importing it edits the process's PATH and environment and
+    loads its own FFmpeg, which a PyAV-only process (the default backend) does not need."""
+    try:
+        import decord
+    except ImportError:
+        raise ImportError("backend='decord' needs the decord package (pip install decord2)") from None
+    return decord
+
+
+def _read_clip_decord(decord, source, info, short_side, rng, num_threads, plan) -> DecodedClip:
+    """decord decodes at the native size; we resize. decord's own scaler (`width=`, `height=`) returns
+    buffers of the wrong size on some CPUs (seen on AVX-512 Xeons and on EPYCs: 6 or 4 "channels", or
+    a failed size check), so it is never asked to scale."""
     width, height = _coded_size(info, short_side)
     try:
-        reader = decord.VideoReader(source.open_binary(), width=width, height=height, num_threads=num_threads)
+        reader = decord.VideoReader(source.open_binary(), num_threads=num_threads)
         times = reader.get_frame_timestamp(range(len(reader)))
         sample = sample_frame_indices(times[:, 0], end_time=float(times[-1, 1]), rng=rng, **plan)
         wanted, inverse = np.unique(sample.indices, return_inverse=True)
-        frames = reader.get_batch(wanted.tolist()).asnumpy()
+        frames = np.empty((len(wanted), height, width, 3), np.uint8)
+        for start in range(0, len(wanted), _DECORD_CHUNK):
+            chunk = reader.get_batch(wanted[start : start + _DECORD_CHUNK].tolist()).asnumpy()
+            frames[start : start + len(chunk)] = _resized(chunk, width, height, source)
+    except VideoReadError:
+        raise
     except (decord.DECORDError, RuntimeError, IndexError, ValueError) as error:
         raise VideoReadError(source.name, f"decord cannot decode it ({str(error).splitlines()[0]})") from None
     frames = _upright(frames[inverse.reshape(-1)], info.rotation)
     return DecodedClip(frames=frames, sample=sample, info=info, backend="decord")
+
+
+_DECORD_CHUNK = 16  # native-size frames held at once: bounds memory on 1080p+ videos
+
+
+def _resized(frames: np.ndarray, width: int, height: int, source: MediaSource) -> np.ndarray:
+    """(N, height, width, 3) uint8 from native-size (N, H, W, 3) RGB frames: bilinear, antialiased when
+    shrinking (the same kernel family as the PyAV path's swscale)."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise VideoReadError(source.name, f"decord returned frames of shape {frames.shape}, not (N, H, W, 3)")
+    if frames.shape[1:3] == (height, width):
+        return frames
+    resized = resize(to_float(channels_first(frames)), height, width)
+    return resized.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def _read_clip_pyav(source, info, short_side, rng, num_threads, plan) -> DecodedClip:
@@ -486,11 +567,13 @@ def _decode_from_here(container, stream, context, wanted, source):
 
 __all__ = [
     "BACKENDS",
+    "ContentTimes",
     "DecodedClip",
     "FrameSample",
     "MediaSource",
     "VideoInfo",
     "as_source",
+    "content_times",
     "output_size",
     "probe",
     "read_clip",

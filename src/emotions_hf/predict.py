@@ -3,6 +3,12 @@
 A file that cannot be read costs one error line on stderr; the other files are still predicted.
 Exit status: 0 when every file was predicted, 1 when some could not be read, 2 for bad options or a
 model that cannot be loaded.
+
+Each video's result is printed (and flushed) as soon as it is done, so an interrupted or crashed run
+keeps every result it had: the table one block per video; `--json` the elements of a JSON array one
+at a time (the closing `]` comes last, so a run that died mid-way leaves complete elements but an
+unclosed array); `--jsonl` one JSON object per line (JSON Lines: each line parses on its own, the
+best choice for long or unreliable runs).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import torch
@@ -17,7 +24,11 @@ from transformers import pipeline
 from transformers.utils import logging as hf_logging
 
 from .errors import VideoReadError
-from .pipeline_video_emotion import DEFAULT_TOP_K, DEFAULT_WINDOW_SECONDS  # also registers the task
+from .pipeline_video_emotion import (  # also registers the task
+    DEFAULT_MAX_TIMELINE_WINDOWS,
+    DEFAULT_TOP_K,
+    DEFAULT_WINDOW_SECONDS,
+)
 from .timeline_plot import plot_timeline
 
 # The folder the README's training command (examples/train.py) writes.
@@ -30,7 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"trained AV-CANet folder or Hub id (default: {DEFAULT_MODEL})")
     parser.add_argument("--top-k", type=_positive(int), default=DEFAULT_TOP_K, help="emotions to list per video")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true",
+                        help="print a JSON array instead of a table (each element as soon as its video is done)")
+    output.add_argument("--jsonl", action="store_true",
+                        help="print JSON Lines: one object per video, each line valid on its own")
     parser.add_argument("--timeline", action="store_true",
                         help="also predict emotions over time: one table row per window, `timeline` in the JSON")
     parser.add_argument("--plot", type=Path, metavar="PNG",
@@ -39,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timeline window length in seconds")
     parser.add_argument("--stride", type=_positive(float),
                         help="timeline step in seconds, at most the window (default: half a window)")
+    parser.add_argument("--max-timeline-windows", type=_positive(int), default=DEFAULT_MAX_TIMELINE_WINDOWS,
+                        help="a video whose timeline would take more windows is an error, found before decoding "
+                             f"(default: {DEFAULT_MAX_TIMELINE_WINDOWS})")
     parser.add_argument("--batch-size", type=_positive(int), default=4,
                         help="model inputs (timeline windows) per forward")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: the first GPU if any)")
@@ -74,25 +92,54 @@ def run(args: argparse.Namespace) -> int:
         return 2
     timeline = args.timeline or args.plot is not None
     call_options = {"top_k": args.top_k, "timeline": timeline, "timeline_window": args.window,
-                    "timeline_stride": args.stride}
+                    "timeline_stride": args.stride, "max_timeline_windows": args.max_timeline_windows}
+    printer = _ResultPrinter("json" if args.json else "jsonl" if args.jsonl else "table", timeline=args.timeline)
     results = []
     for video in args.videos:
         try:
-            results.append({"video": video, **pipe(video, **call_options)})
+            result = {"video": video, **pipe(video, **call_options)}
         except VideoReadError as error:
-            print(f"emotions-hf predict: {error}", file=sys.stderr)
-            results.append({"video": video, "error": str(error)})
+            print(f"emotions-hf predict: {error}", file=sys.stderr, flush=True)
+            result = {"video": video, "error": str(error)}
+        results.append(result)
+        printer.add(result)
+    printer.close()
 
     succeeded = [result for result in results if "error" not in result]
-    if args.json:
-        print(json.dumps(results, indent=2))
-    elif succeeded:
-        print("\n\n".join(format_result(result, timeline=args.timeline) for result in succeeded))
     if args.plot is not None and succeeded:
         panels = [(Path(result["video"]).name, result["timeline"]) for result in succeeded]
         path = plot_timeline(panels, pipe.model.config.label2polarity, args.plot)
         print(f"timeline plot: {path}", file=sys.stderr)
     return 1 if len(succeeded) < len(results) else 0
+
+
+class _ResultPrinter:
+    """Prints each video's result to stdout as soon as it is known, flushed, so no result is lost when the
+    run dies later: `table` (failed videos only on stderr), `json` (an array, element by element; the same
+    text as `json.dumps(results, indent=2)` once closed) or `jsonl` (one object per line)."""
+
+    def __init__(self, mode: str, timeline: bool):
+        self.mode, self.timeline, self.count = mode, timeline, 0
+
+    def add(self, result: dict) -> None:
+        if self.mode == "jsonl":
+            text = json.dumps(result) + "\n"
+        elif self.mode == "json":
+            text = ("[\n" if not self.count else ",\n") + textwrap.indent(json.dumps(result, indent=2), "  ")
+        elif "error" in result:
+            return
+        else:
+            text = ("\n\n" if self.count else "") + format_result(result, timeline=self.timeline)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self.mode == "json":
+            sys.stdout.write("\n]\n" if self.count else "[]\n")
+        elif self.mode == "table" and self.count:
+            sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 def _load_pipeline(args):

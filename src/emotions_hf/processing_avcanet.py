@@ -15,11 +15,13 @@ from typing import ClassVar
 import numpy as np
 import torch
 from transformers import BatchFeature, FeatureExtractionMixin
+from transformers.utils import logging
 
 from .audio_features import MFCC, MFCCSettings, clip_mfcc, fit_frames, resample
 from .configuration_avcanet import MODALITIES, modality_streams
 from .decoding import BACKENDS, VideoInfo, as_source, probe, read_clip, sample_frame_indices
 from .errors import VideoReadError
+from .proxy import StaleCacheError, check_proxy, open_mfcc_cache
 from .video_transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -31,6 +33,9 @@ from .video_transforms import (
 
 # 3D-ResNets' multi-scale corner crop scales: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2 of the shorter side.
 DEFAULT_CROP_SCALES = tuple(round(2 ** (-i / 4), 4) for i in range(5))
+
+logger = logging.get_logger(__name__)
+_WARNED: set[str] = set()  # kinds of stale file already reported by this process
 
 
 @functools.lru_cache(maxsize=4)
@@ -191,14 +196,26 @@ class AVCANetProcessor(FeatureExtractionMixin):
         video, proxy, cache = _split_item(item)
         result, info = {}, None
         if self.uses_video:
-            frame_source = proxy if proxy is not None else video
+            frame_source = video
+            if proxy is not None:
+                try:
+                    check_proxy(proxy, self.image_size)
+                    frame_source = proxy
+                except StaleCacheError as stale:
+                    _stale_fallback("training proxy", proxy, stale, video,
+                                    "decoding frames from the original")
             result["pixel_values"], info = self._pixel_values(frame_source, training, rng, clip_range)
             if frame_source is not video:
                 info = None  # the proxy's audio metadata is not the original's
         if self.uses_audio:
+            features = None
             if cache is not None:
-                features = self._cached_mfcc(cache, clip_range)
-            else:
+                try:
+                    features = self._cached_mfcc(cache, clip_range)
+                except StaleCacheError as stale:
+                    _stale_fallback("MFCC cache", cache, stale, video, "recomputing it from the original")
+                    cache = None
+            if cache is None:
                 features = self._mfcc(video if video is not None else proxy, clip_range, info)
             has_audio = features is not None
             if features is None:
@@ -267,21 +284,32 @@ class AVCANetProcessor(FeatureExtractionMixin):
         return fit_frames(_mfcc_module(self.mfcc_settings)(torch.from_numpy(audio)), self.mfcc_frames)
 
     def _cached_mfcc(self, path, clip_range) -> torch.Tensor | None:
-        """Crop a full-length MFCC cache (written by `emotions_hf.proxy.write_mfcc_cache`)."""
-        try:
-            cached = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as error:
-            raise VideoReadError(path, f"cannot read the MFCC cache ({error})") from None
-        if cached.ndim != 2 or cached.shape[0] != self.num_mfcc:
-            raise VideoReadError(path, f"MFCC cache has shape {cached.shape}, expected ({self.num_mfcc}, frames)")
-        if clip_range is not None:
-            frames_per_second = self.sample_rate / self.hop_length
-            first = max(0, math.ceil(clip_range[0] * frames_per_second))
-            last = min(cached.shape[1] - 1, math.floor(clip_range[1] * frames_per_second))
-            cached = cached[:, first : last + 1]
-        if cached.shape[1] == 0:
-            return None
-        return fit_frames(torch.from_numpy(np.array(cached, dtype=np.float32)), self.mfcc_frames)
+        """Crop a full-length MFCC cache (written by `emotions_hf.proxy.write_mfcc_cache`), reading only the
+        frames kept. Raises `StaleCacheError` when it was computed with other settings."""
+        with open_mfcc_cache(path, self.mfcc_settings) as cached:
+            first, stop = 0, cached.get_shape()[1]
+            if clip_range is not None:
+                frames_per_second = self.sample_rate / self.hop_length
+                first = max(0, math.ceil(clip_range[0] * frames_per_second))
+                stop = min(stop, math.floor(clip_range[1] * frames_per_second) + 1)
+            if stop <= first:
+                return None
+            if stop - first > self.mfcc_frames:  # `fit_frames`' centre crop
+                first += (stop - first - self.mfcc_frames) // 2
+                stop = first + self.mfcc_frames
+            return fit_frames(cached[:, first:stop], self.mfcc_frames)
+
+
+def _stale_fallback(kind: str, path, stale: StaleCacheError, video, action: str) -> None:
+    """Use the original video instead of a stale proxy / cache, warning once per kind and process (a
+    stale dataset has thousands); without the original, a clear error rather than stale inputs."""
+    if video is None:
+        raise VideoReadError(path, f"stale {kind}: {stale}; the item has no original video to use instead")
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        logger.warning(f"{path}: stale {kind} ({stale}); {action}, which is slower. Rewrite them "
+                       f"(`emotions-hf prepare --proxy`) with this processor's settings; further stale "
+                       f"{kind}s are not reported.")
 
 
 def _existing_file(value) -> str | None:

@@ -11,13 +11,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+import os
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.dynamic_module_utils import custom_object_save
@@ -35,6 +40,8 @@ logger = logging.get_logger(__name__)
 LOSS_TERMS = ("fused_loss", "visual_loss", "audio_loss")
 SKIPPED_KEY = "skipped_videos"
 IGNORED_LABEL = -100  # the label of an unreadable video's placeholder row in evaluation
+UNREADABLE_CHECK_AFTER = 100  # videos read before the running share of unreadable ones is judged
+MISSING_FILE_REASON = "no such file"  # what `decoding.as_source` says of a path that does not exist
 
 # An AV-CANet small enough to learn the synthetic set on a laptop CPU in about a minute (the embedded
 # default of examples/train.py): 4 snippets of 2 frames at 32 px, a one-block-per-stage Video Swin and ResNet.
@@ -123,8 +130,18 @@ class AVCANetTrainingArguments(TrainingArguments):
             "help": "Drop an unreadable video from its batch (counted, logged) and go on; False: stop."
         },
     )
+    max_unreadable_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "With skip_bad_videos: stop with an error once more than this share of the videos read "
+            f"(after the first {UNREADABLE_CHECK_AFTER}, and over each whole epoch or evaluation) could not be read, or when "
+            "the first batch has no readable video at all; 1 turns the check off."
+        },
+    )
 
     def __post_init__(self):
+        if not 0.0 <= self.max_unreadable_fraction <= 1.0:
+            raise ValueError(f"max_unreadable_fraction={self.max_unreadable_fraction} must be in [0, 1]")
         if self.dataloader_pin_memory and not torch.cuda.is_available():
             # Nothing to pin for on a CPU-only machine (and the DataLoader would warn every epoch).
             self.dataloader_pin_memory = False
@@ -156,6 +173,56 @@ class VideoClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"row": self.rows[index], "index": int(index), "epoch": self.epoch, "training": self.training}
+
+
+class UnreadableVideosError(RuntimeError):
+    """Too many videos of a run cannot be read: training or evaluating on the rest would mislead."""
+
+
+@dataclass
+class UnreadableTally:
+    """Videos read and skipped in one phase (a training epoch, an evaluation), with the first skipped ones
+    named, so that a run on a dataset whose files are gone stops at once and says why."""
+
+    phase: str
+    read: int = 0
+    skipped: int = 0
+    examples: list = field(default_factory=list)
+
+    def add(self, read: int, skipped: list[str]) -> None:
+        self.read += read
+        self.skipped += len(skipped)
+        self.examples += skipped[: max(0, 5 - len(self.examples))]
+
+    @property
+    def total(self) -> int:
+        return self.read + self.skipped
+
+    def check(self, max_fraction: float, final: bool = False) -> None:
+        """Raise `UnreadableVideosError` when nothing was readable in the first batch, or the share of
+        unreadable videos is above `max_fraction` (judged after `UNREADABLE_CHECK_AFTER` videos, or at the
+        end of the phase). `max_fraction` 1 never raises."""
+        if not self.skipped or max_fraction >= 1.0:
+            return
+        nothing_read = self.read == 0
+        share = self.skipped / self.total
+        if not (nothing_read or ((final or self.total >= UNREADABLE_CHECK_AFTER) and share > max_fraction)):
+            return
+        what = (f"none of the first {self.total} videos could be read" if nothing_read else
+                f"{self.skipped} of {self.total} videos could not be read ({share:.0%}, more than "
+                f"max_unreadable_fraction={max_fraction})")
+        raise UnreadableVideosError(f"{self.phase}: {what}. First: " + "; ".join(self.examples) + ". "
+                                    + _likely_cause(self.examples))
+
+
+def _likely_cause(examples: list[str]) -> str:
+    if any(MISSING_FILE_REASON in example for example in examples):
+        return ("The files are missing: was the dataset folder moved, copied or deleted after it was loaded? "
+                "`datasets` caches the rows of a local folder with the paths of the first place it was loaded "
+                "from; load it with `emotions_hf.data.load_prepared(folder, config)`, or pass "
+                "download_mode='force_redownload' to load_dataset.")
+    return ("Check the files named above (emotions-hf prepare validates every video and lists the bad ones in "
+            "preparation_report.json), or raise max_unreadable_fraction.")
 
 
 def _describe(row: dict, error: VideoReadError) -> str:
@@ -209,6 +276,52 @@ class _EpochSeedCallback(TrainerCallback):
     def on_epoch_begin(self, args, state, control, **kwargs):
         # state.epoch is fractional (e.g. 1.5 when resuming mid-epoch); round off float noise first.
         self.dataset.set_epoch(math.floor(round(state.epoch or 0.0, 6)))
+
+
+class _UnreadableCheckCallback(TrainerCallback):
+    """Judge the share of unreadable training videos over each whole epoch, then start counting afresh."""
+
+    def __init__(self, trainer: AVCANetTrainer):
+        self.trainer = trainer
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.trainer._train_tally = UnreadableTally(f"training epoch {math.floor(round(state.epoch or 0.0, 6))}")
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.trainer._train_tally.check(self.trainer._max_unreadable_fraction, final=True)
+
+
+def ensure_writable(folder: str | Path) -> None:
+    """Create `folder` and write a file in it, so that an unwritable or full output folder stops a run
+    before it starts rather than at its first checkpoint or evaluation (an `OSError` that says so)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise type(error)(error.errno, f"output_dir {folder} is not writable ({error.strerror}): free space, fix "
+                          "its permissions or choose another --output_dir") from None
+
+
+def _as_os_error(error: Exception, folder) -> Exception:
+    """The `OSError` behind a safetensors write error ("... (os error 28)"), or the error itself."""
+    found = re.search(r"os error (\d+)", str(error))
+    if found is None:
+        return error
+    code = int(found.group(1))
+    return OSError(code, f"cannot write the weights into {folder} ({os.strerror(code)})")
+
+
+def shutdown_distributed() -> None:
+    """End a `torchrun` / `accelerate launch` process cleanly: free the DDP wrapper (held in the Trainer's
+    reference cycles) and the process group while the interpreter is whole. Left to the interpreter's
+    exit, gloo's threads aborted about one run in five after all the work was done (exit -6)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        gc.collect()
+        torch.distributed.destroy_process_group()
 
 
 def checkpoint_is_complete(folder: str | Path) -> bool:
@@ -288,6 +401,8 @@ class AVCANetTrainer(Trainer):
                 "the epoch of their first copy of the dataset, and the augmentation seeds need the "
                 "current one"
             )
+        if args.should_save:  # before the Trainer creates it, with a message that says what to do
+            ensure_writable(args.output_dir)
         if data_collator is None:
             if processing_class is None:
                 raise ValueError(
@@ -324,6 +439,9 @@ class AVCANetTrainer(Trainer):
         # Per loss term: (sum of term x batch size, number of samples) since the last training log.
         self._loss_sums = torch.zeros(2, len(LOSS_TERMS))
         self._skipped_count = 0
+        self._train_tally = UnreadableTally("training")
+        self._eval_tally = UnreadableTally("evaluation")
+        self.add_callback(_UnreadableCheckCallback(self))
 
     @staticmethod
     def _as_eval_dataset(dataset):
@@ -368,29 +486,37 @@ class AVCANetTrainer(Trainer):
                 self._loss_sums[1, column] += batch_size
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        inputs, _ = self._take_skipped(inputs)
+        inputs, skipped = self._take_skipped(inputs)
+        self._train_tally.add(len(inputs["labels"]), skipped)
+        self._train_tally.check(self._max_unreadable_fraction)
         return super().training_step(model, inputs, num_items_in_batch)
+
+    @property
+    def _max_unreadable_fraction(self) -> float:
+        return getattr(self.args, "max_unreadable_fraction", 1.0)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """`Trainer.prediction_step`, with one placeholder row (label -100, left out of the metrics) per
         skipped video: every process must hand the same number of rows to the gather of the predictions."""
         inputs, skipped = self._take_skipped(inputs)
+        self._eval_tally.add(len(inputs["labels"]), skipped)
+        self._eval_tally.check(self._max_unreadable_fraction)
         loss, logits, labels = super().prediction_step(
             model, inputs, prediction_loss_only, ignore_keys=ignore_keys
         )
         if skipped and logits is not None:
-            logits = torch.cat([logits, logits.new_zeros(skipped, logits.shape[-1])])
-            labels = torch.cat([labels, labels.new_full((skipped,), IGNORED_LABEL)])
+            logits = torch.cat([logits, logits.new_zeros(len(skipped), logits.shape[-1])])
+            labels = torch.cat([labels, labels.new_full((len(skipped),), IGNORED_LABEL)])
         return loss, logits, labels
 
-    def _take_skipped(self, inputs: dict) -> tuple[dict, int]:
-        """Remove, count and log the collator's list of skipped videos; return the inputs and the count."""
+    def _take_skipped(self, inputs: dict) -> tuple[dict, list[str]]:
+        """Remove, count and log the collator's list of skipped videos; return the inputs and that list."""
         inputs = dict(inputs)
         skipped = inputs.pop(SKIPPED_KEY, [])
         for description in skipped:
             logger.warning(f"skipped an unreadable video: {description}")
         self._skipped_count += len(skipped)
-        return inputs, len(skipped)
+        return inputs, skipped
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean fused / visual / audio losses and the skipped-video count to each training log."""
@@ -416,6 +542,14 @@ class AVCANetTrainer(Trainer):
             return ignore_keys
         return ["visual_logits", "audio_logits", *LOSS_TERMS]
 
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        """`Trainer.evaluation_loop`, refusing to report metrics when too many videos could not be read."""
+        self._eval_tally = UnreadableTally(f"{metric_key_prefix} ({description})")
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        self._eval_tally.check(self._max_unreadable_fraction, final=True)
+        return output
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         self._metric_key_prefix = metric_key_prefix
         return super().evaluate(
@@ -434,6 +568,7 @@ class AVCANetTrainer(Trainer):
 
     def _emotion_metrics(self, eval_prediction) -> dict[str, float]:
         """`compute_metrics`: the paper's metrics, all written as JSON + PNG into `<output_dir>/evaluation`."""
+        self._eval_tally.check(self._max_unreadable_fraction, final=True)  # before any metric is written
         logits = eval_prediction.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
         read = eval_prediction.label_ids != IGNORED_LABEL  # placeholders of unreadable videos
@@ -487,6 +622,13 @@ class AVCANetTrainer(Trainer):
                 "warnings above for which"
             )
         return result
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """`Trainer._save`, with safetensors' I/O failures (a full disk) raised as the `OSError` they are."""
+        try:
+            super()._save(output_dir, state_dict)
+        except SafetensorError as error:
+            raise _as_os_error(error, output_dir or self.args.output_dir) from error
 
     def _stage_hub_folder(self) -> None:
         """Put the code, config (with auto_map), processor and model card in `output_dir` before training:
@@ -544,9 +686,13 @@ __all__ = [
     "AVCANetDataCollator",
     "AVCANetTrainer",
     "AVCANetTrainingArguments",
+    "UnreadableTally",
+    "UnreadableVideosError",
     "VideoClipDataset",
     "checkpoint_is_complete",
+    "ensure_writable",
     "labels_from_dataset",
     "last_complete_checkpoint",
     "sample_seed",
+    "shutdown_distributed",
 ]

@@ -14,6 +14,9 @@ import av
 import numpy as np
 
 _AUDIO_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+# x264's lookahead (macroblock tree) gave a different stream from call to call on tiny frames, even on one
+# thread; without it, the same input always encodes to the same bytes.
+_DETERMINISTIC_OPTIONS = {"libx264": {"x264-params": "mbtree=0:rc-lookahead=0"}}
 _PIXEL_FORMATS = {"libx264": "yuv420p", "mpeg4": "yuv420p", "libvpx-vp9": "yuv420p", "libvpx": "yuv420p"}
 
 
@@ -40,6 +43,10 @@ def write_video(
         rotation: display rotation in degrees counter-clockwise (90, 180, 270), stored as the stream's
             display matrix (what phones write for portrait videos; mp4/mov/mkv keep it). Readers see it
             as PyAV's `VideoFrame.rotation` and `emotions_hf.decoding.probe(...).rotation`.
+
+    The same arguments give the same file, bit for bit, whatever the machine's load: the encoder runs
+    on one thread with x264's lookahead off (with them, two calls could give streams up to 42 grey
+    levels apart once decoded). That costs nothing on the small files this writes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,13 +64,13 @@ def write_video(
         for index, frame in enumerate(frames):
             frame = np.ascontiguousarray(frame, dtype=np.uint8)
             if stream is None:
-                stream = container.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1000))
+                rate = Fraction(fps).limit_denominator(1000)
+                stream = container.add_stream(video_codec, rate=rate)
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
                 stream.pix_fmt = _PIXEL_FORMATS.get(video_codec, "yuv420p")
-                if video_options:
-                    stream.options = dict(video_options)
-                if times is not None:
-                    stream.codec_context.time_base = time_base
+                stream.codec_context.thread_count = 1
+                stream.options = {**_DETERMINISTIC_OPTIONS.get(video_codec, {}), **(video_options or {})}
+                stream.codec_context.time_base = time_base if times is not None else 1 / rate
                 if rotation:
                     stream.set_display_rotation(rotation)
                 if audio is not None:
@@ -73,6 +80,9 @@ def write_video(
             if times is not None:
                 video_frame.pts = round(next(times) / time_base)
                 video_frame.time_base = time_base
+            else:  # explicit timestamps: x264's rate control reads them
+                video_frame.pts = index
+                video_frame.time_base = 1 / rate
             for packet in stream.encode(video_frame):
                 container.mux(packet)
         if stream is None:

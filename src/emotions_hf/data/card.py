@@ -5,7 +5,7 @@ Layout of a prepared folder (every video stored once, every config a pair of met
     README.md                          this card
     videos/<2 hex>/<video_id>.mp4      the videos (sharded by a hash of the id, < 10k files per folder)
     proxy/<2 hex>/<video_id>.mp4       training proxies (with --proxy)
-    mfcc/<2 hex>/<video_id>.npy        MFCC cache (with --proxy)
+    mfcc/<2 hex>/<video_id>.safetensors  MFCC cache, with the settings that made it (with --proxy)
     metadata-<config>-<split>-<digest>.parquet  one row per video of the split, `file_name` relative
     preparation_report.json            counts, seeds, skipped videos and why
 
@@ -169,7 +169,7 @@ Implementation: `emotions_hf.data.variants.draw_splits`.
 
 PROXY_ROWS = (
     "| `proxy` | `Video(decode=False)` | small, keyframe-dense copy of the video for fast training reads |\n"
-    "| `mfcc` | `Video(decode=False)` | `{\"path\", \"bytes\"}` of the full-length MFCC (.npy), computed once |\n"
+    "| `mfcc` | `Video(decode=False)` | `{\"path\", \"bytes\"}` of the full-length MFCC (safetensors, with its settings), computed once |\n"
 )
 
 

@@ -11,28 +11,47 @@ and splits are drawn (`variants.draw_splits`) and the metadata files, card and r
 Resuming: every finished video (kept or skipped) is appended to `.prepare/journal.jsonl` after its
 files are in place (written to `.prepare/tmp/` first, then renamed), so a run that is interrupted
 and started again continues where it stopped; a run after a complete one only rewrites the card.
+Each video is staged in a folder of its own under `.prepare/tmp/` (named by a hash of its id), so
+that no two videos' staged files can meet, whatever their ids.
+
+Ids become file names: an id that cannot be one (empty, `.`/`..`, a path separator or a control
+character such as a NUL byte, over `MAX_ID_BYTES` bytes) is a problem of its row, reported like a
+bad label.
+
+Errors of the machine, not of the data (disk full, quota, read-only file system, permission denied,
+too many open files, out of memory: `errors.ENVIRONMENT_ERRNOS`) stop the run with one
+`PrepareEnvironmentError` that names the folder and the error; the video that met it is not
+journalled, so the next run (with space) retries it. Records that older versions journalled as skipped
+for such a reason (`[Errno 28]`, ...) are retried too. The command line prints the message and exits
+with status 3 (2 for bad input or options).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import hashlib
 import json
 import os
 import shutil
 import sys
+import unicodedata
+import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..errors import VideoReadError
+from ..errors import VideoReadError, environment_errno
 from ..labels import LABEL_SETS, POLARITIES, LabelSet, get_label_set
 from .card import dataset_features, metadata_filename, preparation_text, render_card
-from .sources import ParquetSource, SourceEntry, open_source
+from .sources import ParquetSource, SourceEntry, open_source, shown
 from .variants import DEFAULT_SEED, SPLITS, TEST_VARIANT_SIZE, VARIANTS, VariantSpec, describe, draw_splits
 
 REPORT_FILE = "preparation_report.json"
@@ -40,10 +59,60 @@ STATE_DIR = ".prepare"
 JOURNAL_FILE = "journal.jsonl"
 STATE_FILE = "state.json"
 MAX_LISTED = 50  # problems spelled out in an error message
+# Longest id, in UTF-8 bytes: names get suffixes (`.mfcc.safetensors.part`: 22 bytes) and must fit in 255.
+MAX_ID_BYTES = 200
+EXIT_ENVIRONMENT = 3  # command-line exit status of a `PrepareEnvironmentError`
 
 
 class PrepareError(ValueError):
     """Preparation cannot go on; the message lists the offending rows."""
+
+
+class PrepareEnvironmentError(OSError):
+    """The machine, not the data, stopped preparation (disk full, quota, read-only, permission, limits).
+
+    Nothing was recorded for the videos in progress; running `prepare` again once the cause is fixed
+    continues where it stopped. `errno` is the error's number (None when a worker process died).
+    """
+
+    def __init__(self, code: int | None, message: str):
+        super().__init__(code, message)  # (errno, strerror): also what pickling passes back
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _environment_error(error: BaseException, out_dir, during: str = "") -> PrepareEnvironmentError | None:
+    """A `PrepareEnvironmentError` for `error` when it is an error of the machine, else None."""
+    code = environment_errno(error)
+    if code is None:
+        return None
+    free = ""
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        with suppress(OSError):
+            free = f" ({shutil.disk_usage(out_dir).free / 2**20:.1f} MiB free there now)"
+    return PrepareEnvironmentError(code, (
+        f"{out_dir}: {os.strerror(code)} ({errno.errorcode.get(code, code)}){during}: {error}{free}. "
+        "Nothing was recorded as skipped for it: fix the cause (space, quota, permissions, limits) and run the "
+        "same command again; the finished videos are kept and the others are retried"))
+
+
+@contextmanager
+def _stop_on_environment_errors(out_dir: Path) -> Iterator[None]:
+    """Turn an error of the machine met anywhere in the run into one `PrepareEnvironmentError`."""
+    try:
+        yield
+    except (PrepareEnvironmentError, ValueError):  # ValueError: PrepareError, SourceError (the data's fault)
+        raise
+    except BrokenProcessPool as error:  # a worker was killed (out of memory?): its video was not journalled
+        raise PrepareEnvironmentError(None, f"{out_dir}: a worker process died ({error}); run the same command "
+                                            "again, perhaps with a smaller --num-proc; the finished videos are "
+                                            "kept and the others are retried") from error
+    except Exception as error:  # OSError, or a library's own type (safetensors) that names an errno
+        environment = _environment_error(error, out_dir)
+        if environment is None:
+            raise
+        raise environment from error
 
 
 @dataclass(frozen=True)
@@ -72,11 +141,34 @@ def _triage(entries: list[SourceEntry], label_set: LabelSet) -> tuple[list[tuple
             problems.append(_problem(entry, f"duplicate id {entry.video_id!r} (first at {first_seen[entry.video_id]})"))
             continue
         first_seen[entry.video_id] = entry.origin
+        unsafe = _unsafe_id(entry.video_id)
+        if unsafe is not None:
+            problems.append(_problem(entry, f"id {shown(entry.video_id)} cannot be a file name: {unsafe}"))
+            continue
         if entry.path is not None and not entry.path.is_file():
-            problems.append(_problem(entry, f"missing file {entry.path}"))
+            what = "broken symbolic link" if entry.path.is_symlink() else "missing file"
+            problems.append(_problem(entry, f"{what} {entry.path}"))
             continue
         valid.append((entry, label))
     return valid, problems
+
+
+def _unsafe_id(video_id: str) -> str | None:
+    """Why `video_id` cannot name the video's files (`videos/<2 hex>/<id>.mp4` and the staged ones), or None."""
+    if not video_id:
+        return "it is empty"
+    if video_id in (".", ".."):
+        return "it names a folder"
+    try:
+        size = len(video_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid Unicode text"
+    bad = sorted({c for c in video_id if c in "/\\" or unicodedata.category(c) == "Cc"})
+    if bad:
+        return "it holds " + ", ".join(repr(c) for c in bad)
+    if size > MAX_ID_BYTES:
+        return f"it is {size} bytes long (at most {MAX_ID_BYTES} bytes of UTF-8)"
+    return None
 
 
 def _problem(entry: SourceEntry, reason: str) -> dict:
@@ -103,7 +195,7 @@ class Task:
     video_id: str
     label: str
     origin: str
-    staged: str  # the video's file in .prepare/tmp (written by the main process or copied by the worker)
+    staged: str  # the video's file in its own folder of .prepare/tmp (written by the main process or the worker)
     source_file: str | None  # folder sources: the file to copy or link into `staged`
     relative: str  # destination inside the dataset folder
     out_dir: str
@@ -113,10 +205,16 @@ class Task:
     processor: object | None
 
 
+def staging_dir(video_id: str) -> str:
+    """The folder of .prepare/tmp where one video's files are staged: ids differ, so do their folders."""
+    return hashlib.sha1(video_id.encode("utf-8")).hexdigest()
+
+
 def _stage(task: Task) -> None:
     if task.source_file is None:
         return
     staged = Path(task.staged)
+    staged.parent.mkdir(parents=True, exist_ok=True)
     staged.unlink(missing_ok=True)
     if task.link:
         try:
@@ -127,8 +225,18 @@ def _stage(task: Task) -> None:
     shutil.copyfile(task.source_file, staged)
 
 
+def _clear_staging(staged: Path) -> None:
+    with suppress(OSError):
+        staged.unlink(missing_ok=True)
+    with suppress(OSError):  # the video's own staging folder, empty now (not .prepare/tmp itself)
+        staged.parent.rmdir()
+
+
 def process_video(task: Task) -> dict:
-    """Write, validate (and proxy) one video; returns its journal record, kept or skipped."""
+    """Write, validate (and proxy) one video; returns its journal record, kept or skipped.
+
+    Raises `PrepareEnvironmentError` (and returns no record) when the machine, not the video, failed.
+    """
     from ..decoding import probe
 
     record = {"video_id": task.video_id, "label": task.label, "origin": task.origin}
@@ -143,13 +251,29 @@ def process_video(task: Task) -> dict:
         if task.proxy:
             record.update(_write_proxy_files(task, staged))
         os.replace(staged, destination)
-    except (VideoReadError, OSError) as error:
-        staged.unlink(missing_ok=True)
+    except Exception as error:  # a full disk shows up in any library's own error type
+        _clear_staging(staged)
+        environment = _environment_error(error, task.out_dir, f" while preparing {task.origin}")
+        if environment is not None:  # not the video's fault: no record, the next run retries it
+            raise environment from None
+        if not isinstance(error, VideoReadError | OSError):
+            raise
         reason = error.reason if isinstance(error, VideoReadError) else f"{type(error).__name__}: {error}"
         return {**record, "status": "skipped", "reason": reason}
+    _clear_staging(staged)
     return {**record, "status": "ok", "file_name": task.relative, "duration": info.duration,
             "has_audio": info.has_audio, "num_frames": info.num_frames, "fps": info.fps, "width": info.width,
             "height": info.height}
+
+
+def proxy_settings(proxy_options: dict | None, processor) -> dict:
+    """What a video's proxy and MFCC cache are made with, as journalled: a rerun with other settings (or a
+    newer file format) redoes them instead of keeping stale files."""
+    from ..proxy import MFCC_CACHE_VERSION, PROXY_VERSION
+
+    settings = {"proxy_version": PROXY_VERSION, "proxy_options": proxy_options or {},
+                "mfcc_version": MFCC_CACHE_VERSION, "mfcc": dataclasses.asdict(processor.mfcc_settings)}
+    return json.loads(json.dumps(settings, sort_keys=True))  # as it reads back from the journal
 
 
 def _write_proxy_files(task: Task, staged: Path) -> dict:
@@ -157,9 +281,10 @@ def _write_proxy_files(task: Task, staged: Path) -> dict:
 
     out_dir, folder = Path(task.out_dir), shard_dir(task.video_id)
     names = {"proxy_file_name": f"proxy/{folder}/{task.video_id}.mp4",
-             "mfcc_file_name": f"mfcc/{folder}/{task.video_id}.npy"}
+             "mfcc_file_name": f"mfcc/{folder}/{task.video_id}.safetensors",
+             "proxy_settings": proxy_settings(task.proxy_options, task.processor)}
     staged_proxy = staged.with_name(f"{task.video_id}.proxy.mp4")
-    staged_mfcc = staged.with_name(f"{task.video_id}.mfcc.npy")
+    staged_mfcc = staged.with_name(f"{task.video_id}.mfcc.safetensors")
     try:
         write_proxy(staged, staged_proxy, **(task.proxy_options or {}))
         write_mfcc_cache(staged, staged_mfcc, task.processor)
@@ -184,12 +309,13 @@ class Journal:
         self.path = path
         self.records: dict[str, dict] = {}
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                self.records[record["video_id"]] = record
+                if isinstance(record, dict) and isinstance(record.get("video_id"), str):
+                    self.records[record["video_id"]] = record
         self._handle = None
 
     def append(self, record: dict) -> None:
@@ -206,21 +332,29 @@ class Journal:
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            with suppress(OSError):  # a record that could not be flushed (disk full) is redone next run
+                handle.close()
 
 
-def _check_state(state_dir: Path, state: dict) -> None:
-    """Refuse to mix two different sources or label sets in one folder."""
+def _check_state(state_dir: Path, state: dict) -> str:
+    """Refuse to mix two different sources or label sets in one folder; return the folder's preparation id
+    (drawn at its first preparation, kept by every rerun)."""
     path = state_dir / STATE_FILE
+    previous = {}
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise PrepareError(f"{path}: unreadable ({error}); remove it to prepare this folder again") from None
         keys = ("source", "label_set")
         if {k: previous.get(k) for k in keys} != {k: state.get(k) for k in keys}:
             raise PrepareError(f"{state_dir.parent} was prepared from {previous.get('source')} with label set "
                                f"{previous.get('label_set')!r}; prepare {state.get('source')} into another folder")
+    state = {**state, "preparation_id": previous.get("preparation_id") or uuid.uuid4().hex}
     state_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, json.dumps(state, indent=2).encode("utf-8"))
+    return state["preparation_id"]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -237,9 +371,18 @@ def _tasks(pending: list[tuple[SourceEntry, str]], out_dir: Path, tmp_dir: Path,
     for entry, label in pending:
         relative = f"videos/{shard_dir(entry.video_id)}/{entry.video_id}{entry.extension}"
         yield Task(video_id=entry.video_id, label=label, origin=entry.origin,
-                   staged=str(tmp_dir / f"{entry.video_id}{entry.extension}"),
+                   staged=str(tmp_dir / staging_dir(entry.video_id) / f"{entry.video_id}{entry.extension}"),
                    source_file=str(entry.path) if entry.path is not None else None,
                    relative=relative, out_dir=str(out_dir), **common)
+
+
+def _worker_init() -> None:
+    """Workers are forked: a torch thread pool the parent started (an MFCC computed there, a notebook's work)
+    would hang a child's first parallel op (OpenMP after fork), so each worker computes on one thread; the
+    parallelism is across workers."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _run_tasks(tasks: list[Task], executor, journal: Journal, bar) -> None:
@@ -260,6 +403,8 @@ def _process_parquet(source: ParquetSource, pending, out_dir, tmp_dir, executor,
         try:
             blobs = source.read_videos(shard, group)
         except (pa.ArrowException, OSError) as error:  # a damaged row group: its rows are skipped with the reason
+            if environment_errno(error) is not None:  # unless the machine failed: the run stops, nothing recorded
+                raise
             for entry, label in members:
                 journal.append({**_problem(entry, f"unreadable row group {group} ({type(error).__name__}: {error})"),
                                 "label": label, "status": "skipped"})
@@ -268,11 +413,24 @@ def _process_parquet(source: ParquetSource, pending, out_dir, tmp_dir, executor,
         tasks = []
         for task, (entry, label) in zip(_tasks(members, out_dir, tmp_dir, **common), members):
             blob = blobs[entry.row]
+            problem = None
             if not blob:
-                journal.append({**_problem(entry, "no video bytes in the row"), "label": label, "status": "skipped"})
+                problem = "no video bytes in the row"
+            elif not isinstance(blob, bytes | bytearray):
+                problem = f"the video column holds {type(blob).__name__}, not bytes"
+            else:
+                staged = Path(task.staged)
+                try:
+                    staged.parent.mkdir(parents=True, exist_ok=True)
+                    staged.write_bytes(blob)
+                except OSError as error:
+                    if environment_errno(error) is not None:  # disk full: the run stops (prepare), nothing recorded
+                        raise
+                    problem = f"cannot stage the video ({type(error).__name__}: {error})"
+            if problem is not None:
+                journal.append({**_problem(entry, problem), "label": label, "status": "skipped"})
                 bar.update(1)
                 continue
-            Path(task.staged).write_bytes(blob)
             tasks.append(task)
         del blobs
         _run_tasks(tasks, executor, journal, bar)
@@ -298,6 +456,7 @@ def prepare(
     id_column: str | None = None,
     labels_file: str | Path | None = None,
     progress: bool = True,
+    allow_outside_source: bool = False,
 ) -> PrepareResult:
     """Prepare `source` into the dataset folder `out_dir` and return what was done.
 
@@ -314,6 +473,13 @@ def prepare(
         link: hard-link folder videos into the dataset instead of copying them (same file system).
         video_column, label_column, id_column: parquet / labels-file column names (detected if None).
         labels_file: labels CSV/JSON of a folder source (found by name if None).
+        allow_outside_source: let a labels file name videos outside the source folder (absolute paths or
+            `../`); refused (reported per row) by default, since the prepared folder is meant to be shared.
+
+    Raises:
+        PrepareError (a `ValueError`): bad options, nothing valid to prepare, `strict` problems.
+        PrepareEnvironmentError (an `OSError`): the machine failed (disk full, read-only, permissions...);
+            nothing was recorded for the videos in progress, and running again continues.
     """
     label_set = get_label_set(label_set) if isinstance(label_set, str) else label_set
     variants = tuple(variants) if variants is not None else (VARIANTS if label_set.name == "emotions" else ("all",))
@@ -322,13 +488,38 @@ def prepare(
         raise ValueError(f"variants {unknown or variants} are not a non-empty subset of {VARIANTS}")
     spec = VariantSpec(balanced_counts=balanced_counts, test_size=test_size, test_fraction=test_fraction, seed=seed)
     out_dir = Path(out_dir)
-    src = open_source(source, video_column=video_column, label_column=label_column, id_column=id_column,
-                      labels_file=labels_file)
+    with _stop_on_environment_errors(out_dir):
+        return _prepare(source, out_dir, label_set, variants, spec, num_proc, proxy, proxy_options, processor,
+                        strict, link, progress,
+                        {"video_column": video_column, "label_column": label_column, "id_column": id_column,
+                         "labels_file": labels_file, "allow_outside_source": allow_outside_source})
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Fail before any work when `out_dir` cannot be written (read-only, no permission, no space left)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PrepareError(f"{out_dir} exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probe = out_dir / f".prepare-write-test-{os.getpid()}"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * 4096)
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        with suppress(OSError):
+            probe.unlink()
+
+
+def _prepare(source, out_dir: Path, label_set: LabelSet, variants, spec, num_proc, proxy, proxy_options, processor,
+             strict, link, progress, source_options) -> PrepareResult:
+    src = open_source(source, **source_options)
     if out_dir.resolve().is_relative_to(src.root.resolve()):
         raise PrepareError(f"{out_dir} is inside the source {src.root}; write the dataset folder elsewhere")
+    _check_writable(out_dir)
     entries, shard_problems = src.list()
     valid, problems = _triage(entries, label_set)
-    problems = [{"video_id": None, "origin": p.origin, "reason": p.reason} for p in shard_problems] + problems
+    problems = [{"video_id": p.video_id, "origin": p.origin, "reason": p.reason} for p in shard_problems] + problems
     if strict and problems:
         _raise_listing(problems, source)
     if proxy and processor is None:
@@ -337,14 +528,17 @@ def prepare(
         processor = AVCANetProcessor()
 
     state_dir = out_dir / STATE_DIR
-    _check_state(state_dir, {"source": src.describe(), "label_set": label_set.name})
+    preparation_id = _check_state(state_dir, {"source": src.describe(), "label_set": label_set.name})
     tmp_dir = state_dir / "tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)  # what an interrupted run left (it holds no finished work)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(state_dir / JOURNAL_FILE)
-    pending = [(entry, label) for entry, label in valid if _needs_work(journal.records.get(entry.video_id), proxy)]
+    settings = proxy_settings(proxy_options, processor) if proxy else None
+    pending = [(entry, label) for entry, label in valid
+               if _needs_work(journal.records.get(entry.video_id), settings)]
     common = {"link": link, "proxy": proxy, "proxy_options": proxy_options, "processor": processor}
     bar = tqdm(total=len(valid), initial=len(valid) - len(pending), desc="prepare", unit="video", disable=not progress)
-    executor = ProcessPoolExecutor(num_proc) if num_proc > 1 and pending else None
+    executor = ProcessPoolExecutor(num_proc, initializer=_worker_init) if num_proc > 1 and pending else None
     try:
         if isinstance(src, ParquetSource):
             _process_parquet(src, pending, out_dir, tmp_dir, executor, journal, bar, common)
@@ -355,17 +549,22 @@ def prepare(
         journal.close()
         if executor is not None:
             executor.shutdown(cancel_futures=True)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    return _finish(out_dir, src, entries, valid, problems, journal, label_set, variants, spec, proxy)
+        shutil.rmtree(tmp_dir, ignore_errors=True)  # frees the space of staged files after an error too
+    return _finish(out_dir, src, entries, valid, problems, journal, label_set, variants, spec, proxy,
+                   preparation_id=preparation_id)
 
 
-def _needs_work(record: dict | None, proxy: bool) -> bool:
+def _needs_work(record: dict | None, settings: dict | None) -> bool:
+    """Whether a video must be (re)done; `settings` are the current `proxy_settings`, None without proxies."""
     if record is None:
         return True
-    return proxy and record.get("status") == "ok" and "proxy_file_name" not in record
+    if record.get("status") != "ok" and environment_errno(str(record.get("reason"))) is not None:
+        return True  # journalled as skipped by an older version for a machine error (disk full...): retry
+    return settings is not None and record.get("status") == "ok" and record.get("proxy_settings") != settings
 
 
-def _finish(out_dir, src, entries, valid, problems, journal, label_set, variants, spec, proxy) -> PrepareResult:
+def _finish(out_dir, src, entries, valid, problems, journal, label_set, variants, spec, proxy,
+            preparation_id: str) -> PrepareResult:
     """Draw the splits over the kept videos and write the metadata files, card and report."""
     import pyarrow as pa
 
@@ -387,7 +586,7 @@ def _finish(out_dir, src, entries, valid, problems, journal, label_set, variants
                            "videos, a larger test fraction or a larger test size (the finished videos are kept)")
     with_proxy = proxy or all("proxy_file_name" in r for r in kept)
     features = dataset_features(label_set, with_proxy)
-    table = _metadata_table(kept, label_set, with_proxy)
+    table = _metadata_table(kept, label_set, with_proxy, preparation_id)
     files = {variant: {split: _write_metadata(table.take(pa.array(rows[split], type=pa.int64())), out_dir, variant,
                                               split) for split in SPLITS}
              for variant, rows in splits.items()}
@@ -441,8 +640,12 @@ def _write_report(out_dir: Path, summary: dict, skipped: list[dict]) -> Path:
     return path
 
 
-def _metadata_table(kept: list[dict], label_set: LabelSet, with_proxy: bool):
-    """One row per kept video, columns in the order of `dataset_features` (`file_name` -> `video`)."""
+def _metadata_table(kept: list[dict], label_set: LabelSet, with_proxy: bool, preparation_id: str):
+    """One row per kept video, columns in the order of `dataset_features` (`file_name` -> `video`).
+
+    The folder's preparation id rides in the schema metadata, so the file digests, hence the configs'
+    data files, hence `datasets`' cache key, differ between two preparations of the same source: without
+    it, loading one folder then another with the same content gave rows pointing into the first."""
     import pyarrow as pa
 
     columns = {
@@ -461,7 +664,7 @@ def _metadata_table(kept: list[dict], label_set: LabelSet, with_proxy: bool):
     if with_proxy:
         columns["proxy_file_name"] = pa.array([r["proxy_file_name"] for r in kept], pa.string())
         columns["mfcc_file_name"] = pa.array([r["mfcc_file_name"] for r in kept], pa.string())
-    return pa.table(columns)
+    return pa.table(columns).replace_schema_metadata({"emotions_hf_preparation_id": preparation_id})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -501,6 +704,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", default=None, help="parquet / labels-file column with the label (detected)")
     parser.add_argument("--id-column", default=None, help="parquet / labels-file column with the id or file name")
     parser.add_argument("--labels-file", default=None, help="labels CSV/JSON of a folder source (found by name)")
+    parser.add_argument("--allow-outside-source", action="store_true",
+                        help="let the labels file name videos outside the source folder (absolute or ../ paths); "
+                             "refused by default, since the prepared folder is meant to be shared")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -517,11 +723,17 @@ def run(args: argparse.Namespace) -> int:
             test_size=args.test_size, test_fraction=args.test_fraction, num_proc=args.num_proc, proxy=args.proxy,
             processor=processor, strict=args.strict, link=args.link, video_column=args.video_column,
             label_column=args.label_column, id_column=args.id_column, labels_file=args.labels_file,
-            progress=not args.no_progress,
+            progress=not args.no_progress, allow_outside_source=args.allow_outside_source,
         )
     except ValueError as error:  # PrepareError, SourceError and bad options: a message, not a traceback
         print(f"emotions-hf prepare: error: {error}", file=sys.stderr)
         return 2
+    except PrepareEnvironmentError as error:  # disk full, read-only, permissions: fix it and run again
+        print(f"emotions-hf prepare: error: {error}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except OSError as error:  # any other file error (a name too long, a folder that is a file...)
+        print(f"emotions-hf prepare: error: {error}", file=sys.stderr)
+        return 1
     print(f"{result.out_dir}: {result.videos} videos, {len(result.skipped)} skipped "
           f"(report: {result.report_path})")
     for variant, by_split in result.counts.items():
@@ -529,4 +741,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["PrepareError", "PrepareResult", "add_arguments", "prepare", "process_video", "run"]
+__all__ = ["PrepareEnvironmentError", "PrepareError", "PrepareResult", "add_arguments", "prepare", "process_video",
+           "run"]

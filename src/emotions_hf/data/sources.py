@@ -11,14 +11,25 @@ Layouts:
   with an id or file column and a label column.
 - UCF101-style lists: `classInd.txt` with `trainlist01.txt` / `testlist01.txt` (`Class/video [id]`).
 - class subfolders: `<Class>/<video>.mp4`.
+
+Folders are walked following symbolic links (each real folder once, so a link cycle ends); a video
+file that is a dangling link is listed with its path, so that it is reported as missing. Labels files
+and lists are read as UTF-8 with or without a byte-order mark. A labels-file row with more fields
+than the header, or without its id or label field, is a problem of its own (reported, the other rows
+go on). A reference to a file outside the source (an absolute path or one that climbs out with `..`)
+is refused unless `allow_outside_source=True`: the prepared folder is meant to be shared.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..errors import environment_errno
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".mpeg", ".mpg", ".webm", ".m4v", ".flv", ".wmv")
 VIDEO_COLUMNS = ("video_data", "video", "video_bytes", "bytes", "mp4", "data", "content")
@@ -53,16 +64,24 @@ class SourceEntry:
 
 @dataclass(frozen=True)
 class SourceProblem:
-    """A shard that cannot be read: its rows are unknown, so it is reported as a whole."""
+    """A shard that cannot be read (its rows are unknown, so it is reported as a whole), or a row of a
+    labels file that cannot be listed (`video_id` then names it where it is known)."""
 
     origin: str
     reason: str
+    video_id: str | None = None
 
 
 def video_id_of(name: str) -> str:
     """The id of a video from its file name, without folder or video extension: `Fear/00000002.mp4` -> `00000002`."""
     path = Path(str(name).strip())
     return path.stem if path.suffix.lower() in VIDEO_EXTENSIONS else path.name
+
+
+def shown(value) -> str:
+    """`value` as text for a report: as it is when printable, else escaped (a NUL byte, a newline)."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
 
 
 def _pick_column(names: list[str], given: str | None, candidates: tuple[str, ...], what: str, where: str) -> str | None:
@@ -143,6 +162,13 @@ class ParquetSource:
                 shard_file = pq.ParquetFile(shard)
                 names, binary = self._column_type(shard_file)
                 columns = self.columns(names, binary, where)
+                missing = [f"{what} column {name!r}" for what, name in
+                           (("video", columns.video), ("label", columns.label), ("id", columns.id))
+                           if name is not None and name not in names]
+                if missing:  # a shard written otherwise than the first one: its rows cannot be read
+                    problems.append(SourceProblem(where, f"shard lacks the {' and the '.join(missing)} "
+                                                         f"(its columns are {names})"))
+                    continue
                 wanted = [columns.label] + ([columns.id] if columns.id else [])
                 start = 0
                 for group in range(shard_file.num_row_groups):
@@ -150,12 +176,17 @@ class ParquetSource:
                     labels = table.column(columns.label).to_pylist()
                     ids = table.column(columns.id).to_pylist() if columns.id else [None] * len(labels)
                     for row, (raw_label, raw_id) in enumerate(zip(labels, ids)):
-                        video_id = video_id_of(raw_id) if raw_id else f"{shard.stem}-{start + row:06d}"
+                        if raw_id is not None and not str(raw_id).strip():
+                            raw_id = None
+                        video_id = video_id_of(raw_id) if raw_id is not None else f"{shard.stem}-{start + row:06d}"
                         entries.append(SourceEntry(video_id=video_id, raw_label=raw_label, shard=shard,
-                                                   origin=f"{where} row {start + row}" + (f" ({raw_id})" if raw_id else ""),
+                                                   origin=f"{where} row {start + row}"
+                                                   + (f" ({shown(raw_id)})" if raw_id is not None else ""),
                                                    row_group=group, row=row))
                     start += len(labels)
             except (pa.ArrowException, OSError) as error:  # a damaged or truncated file
+                if environment_errno(error) is not None:  # not the shard's fault: the run stops (see prepare)
+                    raise
                 problems.append(SourceProblem(where, f"unreadable parquet shard ({type(error).__name__}: {error})"))
         return entries, problems
 
@@ -172,19 +203,61 @@ class ParquetSource:
 # Folders
 
 
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under `root` (and every link that is not a folder, dangling ones included), in sorted
+    order, following symbolic links to folders; a real folder reached twice (a link cycle) is walked once."""
+    seen: set[tuple[int, int]] = set()
+
+    def fail(error: OSError) -> None:  # a folder that cannot be listed: its videos would be lost silently
+        raise error
+
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=fail):
+        status = os.stat(folder)
+        if (status.st_dev, status.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(folder) / name
+
+
+def is_broken_link(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
+
+
+def outside(reference: str) -> bool:
+    """Whether a labels-file reference names a file outside the source folder: absolute, or climbing out."""
+    normal = os.path.normpath(reference)
+    return os.path.isabs(reference) or normal == os.pardir or normal.startswith(os.pardir + os.sep)
+
+
+@dataclass(frozen=True)
+class _VideoIndex:
+    """The video files of a folder by stem, and the dangling links named like videos."""
+
+    files: dict[str, list[Path]]
+    broken: dict[str, list[Path]]
+
+    def find(self, stem: str) -> Path | None:
+        found = self.files.get(stem) or self.broken.get(stem, [])
+        return found[0] if len(found) == 1 else None
+
+
 class FolderSource:
     """A folder of videos labelled by a labels file, UCF101-style lists or class subfolders."""
 
     kind = "folder"
 
     def __init__(self, root: str | Path, labels_file: str | Path | None = None, label_column: str | None = None,
-                 id_column: str | None = None):
+                 id_column: str | None = None, allow_outside_source: bool = False):
         self.root = Path(root)
         if not self.root.is_dir():
             raise SourceError(f"{self.root}: not a folder")
         self.labels_file = Path(labels_file) if labels_file else self._find_labels_file()
         self.label_column = label_column
         self.id_column = id_column
+        self.allow_outside_source = allow_outside_source
 
     def _find_labels_file(self) -> Path | None:
         for name in LABEL_FILES:
@@ -206,74 +279,123 @@ class FolderSource:
 
     def list(self) -> tuple[list[SourceEntry], list[SourceProblem]]:
         if self.layout == "labels-file":
-            return self._from_labels_file(), []
+            return self._from_labels_file()
         if self.layout == "ucf101":
-            return self._from_ucf_lists(), []
+            return self._from_ucf_lists()
         return self._from_class_folders(), []
 
-    def _videos_by_stem(self) -> dict[str, list[Path]]:
-        index: dict[str, list[Path]] = {}
-        for path in sorted(self.root.rglob("*")):
-            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
-                index.setdefault(path.stem, []).append(path)
-        return index
+    def _videos_by_stem(self) -> _VideoIndex:
+        files: dict[str, list[Path]] = {}
+        broken: dict[str, list[Path]] = {}
+        for path in walk_files(self.root):
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
+                if path.is_file():
+                    files.setdefault(path.stem, []).append(path)
+                elif is_broken_link(path):
+                    broken.setdefault(path.stem, []).append(path)
+        return _VideoIndex(files, broken)
 
-    def _entry(self, reference: str, raw_label, where: str, index: dict[str, list[Path]]) -> SourceEntry:
+    def _entry(self, reference: str, raw_label, where: str, index: _VideoIndex) -> SourceEntry | SourceProblem:
         """An entry for `reference`: a relative path, a path without extension (the authors' lists) or a
-        bare id, found by its stem when it is not a file as given. A missing file keeps its expected path."""
+        bare id, found by its stem when it is not a file as given. A missing file keeps its expected path.
+        A reference outside the source is a problem unless `allow_outside_source`."""
+        video_id = video_id_of(reference)
+        if not reference:
+            return SourceProblem(where, "no id or file name in the row", video_id=None)
+        if outside(reference) and not self.allow_outside_source:
+            return SourceProblem(where, f"{shown(reference)} is outside the source folder {self.root} (refused: "
+                                        "the prepared folder is meant to be shared; allow it with "
+                                        "--allow-outside-source)", video_id=video_id)
         candidate = self.root / reference
         if not candidate.is_file():
             name = Path(reference)
-            found = index.get(name.stem if name.suffix.lower() in VIDEO_EXTENSIONS else name.name, [])
-            if len(found) == 1:
-                candidate = found[0]
-        return SourceEntry(video_id=video_id_of(reference), raw_label=raw_label, origin=where, path=candidate)
+            found = index.find(name.stem if name.suffix.lower() in VIDEO_EXTENSIONS else name.name)
+            if found is not None:
+                candidate = found
+        return SourceEntry(video_id=video_id, raw_label=raw_label, origin=where, path=candidate)
 
-    def _read_label_rows(self) -> list[dict]:
-        path = self.labels_file
+    @staticmethod
+    def _read_text(path: Path) -> str:
+        """The text of a labels file or list, with or without a UTF-8 byte-order mark. A permission or
+        other machine error is left to the caller (it is not a problem of the source)."""
         try:
+            return path.read_text(encoding="utf-8-sig")
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
+            raise SourceError(f"{path}: cannot read it ({error})") from None
+
+    def _read_label_rows(self) -> tuple[list[str] | None, list[tuple[str, object]]]:
+        """The header (CSV, else None) and the rows with where each is: (`labels.csv line 3`, row)."""
+        path = self.labels_file
+        name = path.name
+        try:
+            text = self._read_text(path)
             if path.suffix.lower() == ".csv":
-                with open(path, newline="", encoding="utf-8") as handle:
-                    return list(csv.DictReader(handle))
+                reader = csv.DictReader(text.splitlines(keepends=True))
+                rows = [(f"{name} line {reader.line_num}", row) for row in reader]
+                return list(reader.fieldnames or []), rows
             if path.suffix.lower() == ".jsonl":
-                return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as error:
+                return None, [(f"{name} line {number}", json.loads(line))
+                              for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+            data = json.loads(text)
+        except (ValueError, csv.Error) as error:
             raise SourceError(f"{path}: cannot read the labels file ({error})") from None
         if isinstance(data, dict):  # {"video_id": "label", ...}
-            return [{"video_id": key, "label": value} for key, value in data.items()]
+            return None, [(f"{name} key {shown(key)}", {"video_id": key, "label": value})
+                          for key, value in data.items()]
         if isinstance(data, list):
-            return data
+            return None, [(f"{name} item {number}", row) for number, row in enumerate(data)]
         raise SourceError(f"{path}: expected a list of rows or an {{id: label}} object")
 
-    def _from_labels_file(self) -> list[SourceEntry]:
-        rows = self._read_label_rows()
+    def _from_labels_file(self) -> tuple[list[SourceEntry], list[SourceProblem]]:
+        header, rows = self._read_label_rows()
         if not rows:
             raise SourceError(f"{self.labels_file}: no rows")
-        names = list(rows[0])
+        if header is None:
+            first = next((row for _, row in rows if isinstance(row, dict)), None)
+            if first is None:
+                raise SourceError(f"{self.labels_file}: expected rows that are objects with an id and a label")
+            header = [str(key) for key in first]
         where = self.labels_file.name
-        label = _pick_column(names, self.label_column, LABEL_COLUMNS, "label", where)
-        ident = _pick_column(names, self.id_column, ID_COLUMNS, "id", where)
+        label = _pick_column(header, self.label_column, LABEL_COLUMNS, "label", where)
+        ident = _pick_column(header, self.id_column, ID_COLUMNS, "id", where)
         if label is None or ident is None:
-            raise SourceError(f"{self.labels_file}: needs an id or file column and a label column, got {names}; "
+            raise SourceError(f"{self.labels_file}: needs an id or file column and a label column, got {header}; "
                               "name them with --id-column / --label-column")
         index = self._videos_by_stem()
-        return [self._entry(str(row.get(ident, "")).strip(), row.get(label), f"{where} line {i + 2}", index)
-                for i, row in enumerate(rows)]
+        entries, problems = [], []
+        for origin, row in rows:
+            if not isinstance(row, dict):
+                problems.append(SourceProblem(origin, f"expected an object with {ident!r} and {label!r}, got "
+                                                      f"{type(row).__name__}"))
+                continue
+            raw_id = row.get(ident)
+            reference = "" if raw_id is None else str(raw_id).strip()
+            if None in row:  # csv.DictReader puts fields beyond the header under the key None
+                problems.append(SourceProblem(origin, f"{len(header) + len(row[None])} fields where the header has "
+                                                      f"{len(header)} (an unquoted comma?)",
+                                              video_id=video_id_of(reference) if reference else None))
+                continue
+            if row.get(label) is None:  # a CSV row shorter than the header, or a JSON row without it
+                problems.append(SourceProblem(origin, f"no {label!r} value in the row",
+                                              video_id=video_id_of(reference) if reference else None))
+                continue
+            entry = self._entry(reference, row.get(label), origin, index)
+            (entries if isinstance(entry, SourceEntry) else problems).append(entry)
+        return entries, problems
 
-    def _from_ucf_lists(self) -> list[SourceEntry]:
+    def _from_ucf_lists(self) -> tuple[list[SourceEntry], list[SourceProblem]]:
         classes = {}
-        for line in (self.root / "classInd.txt").read_text(encoding="utf-8").splitlines():
+        for line in self._read_text(self.root / "classInd.txt").splitlines():
             parts = line.split()
             if len(parts) >= 2:
                 classes[parts[0]] = " ".join(parts[1:])
         index = self._videos_by_stem()
-        entries = []
+        entries, problems = [], []
         for list_name in UCF_LISTS:
             path = self.root / list_name
             if not path.is_file():
                 continue
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for number, line in enumerate(self._read_text(path).splitlines(), start=1):
                 parts = line.split()
                 if not parts:
                     continue
@@ -282,14 +404,16 @@ class FolderSource:
                 raw_label = Path(reference).parts[0] if len(Path(reference).parts) > 1 else classes.get(parts[-1])
                 if len(parts) > 1 and len(Path(reference).parts) > 1 and classes.get(parts[1], raw_label) != raw_label:
                     raw_label = f"{raw_label} (folder) vs {classes[parts[1]]} (classInd id {parts[1]})"
-                entries.append(self._entry(reference, raw_label, f"{list_name} line {number}", index))
-        return entries
+                entry = self._entry(reference, raw_label, f"{list_name} line {number}", index)
+                (entries if isinstance(entry, SourceEntry) else problems).append(entry)
+        return entries, problems
 
     def _from_class_folders(self) -> list[SourceEntry]:
         entries = []
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for path in sorted(folder.rglob("*")):
-                if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+            for path in walk_files(folder):
+                # a dangling link is listed too: the report then names it as a missing file
+                if path.suffix.lower() in VIDEO_EXTENSIONS and (path.is_file() or is_broken_link(path)):
                     relative = path.relative_to(self.root).as_posix()
                     entries.append(SourceEntry(video_id=path.stem, raw_label=folder.name, origin=relative, path=path))
         if not entries:
@@ -304,10 +428,11 @@ def open_source(root: str | Path, **options) -> ParquetSource | FolderSource:
         raise SourceError(f"{root}: no such source")
     parquet_options = {k: options.get(k) for k in ("video_column", "label_column", "id_column")}
     folder_options = {k: options.get(k) for k in ("labels_file", "label_column", "id_column")}
+    folder_options["allow_outside_source"] = bool(options.get("allow_outside_source", False))
     if root.is_dir() and (any((root / "data").glob("*.parquet")) or any(root.glob("*.parquet"))):
         return ParquetSource(root, **parquet_options)
     return FolderSource(root, **folder_options)
 
 
-__all__ = ["FolderSource", "ParquetSource", "SourceEntry", "SourceError", "SourceProblem", "open_source",
-           "video_id_of"]
+__all__ = ["FolderSource", "ParquetSource", "SourceEntry", "SourceError", "SourceProblem",
+           "open_source", "video_id_of", "walk_files"]
