@@ -34,8 +34,12 @@ from emotions_hf.configuration_avcanet import AVCANetConfig
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
 from emotions_hf.pipeline_video_emotion import VideoEmotionPipeline
 from emotions_hf.processing_avcanet import AVCANetProcessor
-from emotions_hf.training import SMALL_CONFIG
 from emotions_hf.video_writer import write_video
+
+# The demo presets live next to examples/train.py; appended, since examples/evaluate.py would shadow the
+# `evaluate` library.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "examples"))
+from presets import SMALL_CONFIG
 
 SIZES = {"paper": {}, "demo": SMALL_CONFIG}  # demo: the CPU model of `examples/train.py`
 

@@ -9,7 +9,8 @@
 Every `TrainingArguments` option is accepted (`--push_to_hub --hub_model_id me/avcanet` pushes model,
 processor, code and model card at each checkpoint); the defaults are the paper's recipe. A `.json` file
 as the only argument holds the same options. `--resume_from_checkpoint true` continues after a crash
-or a kill from the newest complete checkpoint.
+or a kill from the newest complete checkpoint. The embedded default's small model (`--config_name small`)
+and recipe are in presets.py, next to this script.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from presets import SMALL_CONFIG, SMALL_TRAINING  # examples/presets.py
 from transformers import HfArgumentParser, set_seed
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
@@ -32,8 +34,6 @@ from emotions_hf.model_card import PAPER_RESULTS
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
 from emotions_hf.processing_avcanet import AVCANetProcessor
 from emotions_hf.training import (
-    SMALL_CONFIG,
-    SMALL_TRAINING,
     AVCANetTrainer,
     AVCANetTrainingArguments,
     UnreadableVideosError,

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev]"
+# torch named again so that no dependency (gradio, playwright, ...) can swap the CPU build for another.
+.venv/bin/python -m pip install -q -e ".[dev]" "torch==2.13.0"

@@ -1,3 +1,6 @@
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +8,9 @@ import torch
 from emotions_hf.video_writer import write_video
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# `from presets import ...` in the tests: the demo presets live next to examples/train.py (appended, since
+# examples/evaluate.py would shadow the `evaluate` library).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "examples"))
 
 
 @pytest.fixture

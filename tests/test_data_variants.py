@@ -6,10 +6,10 @@ import pytest
 from emotions_hf.data.variants import (
     TABLE2_COUNTS,
     VariantSpec,
-    describe,
     draw_splits,
     held_out_count,
     largest_remainder,
+    split_class_counts,
 )
 from emotions_hf.labels import EMOTIONS
 
@@ -29,7 +29,7 @@ def test_simulation_has_table2_size(full_set):
 
 def test_exact_counts_of_every_variant_and_split(full_set):
     ids, labels = full_set
-    counts = describe(draw_splits(ids, labels, EMOTIONS.labels), labels, EMOTIONS.labels)
+    counts = split_class_counts(draw_splits(ids, labels, EMOTIONS.labels), labels, EMOTIONS.labels)
     names = EMOTIONS.labels
     # full set: 20 % of each class to test (Table 4: Fear out of 191)
     assert counts["all"]["test"] == dict(zip(names, (2348, 191, 1759, 443, 418, 441)))
@@ -92,7 +92,7 @@ def test_small_source_takes_whole_classes():
     ids = [f"{i:03d}" for i in range(60)]
     labels = [EMOTIONS.labels[i % 6] for i in range(60)]
     spec = VariantSpec(balanced_counts={"Excitation": 4, "Neutral": 3}, test_size=30)
-    counts = describe(draw_splits(ids, labels, spec=spec), labels)
+    counts = split_class_counts(draw_splits(ids, labels, spec=spec), labels)
     total = {v: sum(counts[v]["train"].values()) + sum(counts[v]["test"].values()) for v in counts}
     assert total == {"all": 60, "balanced": 47, "test": 30}
 

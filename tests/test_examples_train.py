@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from presets import SMALL_TRAINING
 from safetensors.torch import load_file
-
-from emotions_hf.training import SMALL_TRAINING
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train.py"
 QUIET = ["--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true"]

@@ -16,6 +16,7 @@ from emotions_hf.modeling_avcanet import (
     AVCANetModel,
     LISFLevel,
     window_mask,
+    zero_loss_touching,
 )
 
 TINY = {
@@ -200,6 +201,35 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     swin_attention = loaded.avcanet.video_encoder.layers[0].blocks[0].attn
     reference = model.avcanet.video_encoder.layers[0].blocks[0].attn
     assert torch.equal(swin_attention.relative_position_index, reference.relative_position_index)
+
+
+def test_eager_attention_gives_the_same_outputs_and_gradients():
+    """`attn_implementation="eager"` runs every attention (backbone, LISF, integration, GLCF) as plain torch; the
+    fast paths (SDPA, the fused CPU training kernel) give the same loss, logits and gradients."""
+    inputs = make_inputs(tiny_config(), batch=2, audio_mask=[True, False])
+
+    def run(attn_implementation):
+        model = model_for(tiny_config(**NO_DROPOUT, attn_implementation=attn_implementation), seed=3).train()
+        assert model.config._attn_implementation == attn_implementation
+        out = model(**inputs)
+        out.loss.backward()
+        return out, {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+
+    (fast, fast_grads), (eager, eager_grads) = run("sdpa"), run("eager")
+    torch.testing.assert_close(eager.logits, fast.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(eager.loss, fast.loss, rtol=1e-4, atol=1e-5)
+    assert eager_grads.keys() == fast_grads.keys()
+    for name, grad in fast_grads.items():
+        torch.testing.assert_close(eager_grads[name], grad, rtol=1e-4, atol=1e-5,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_zero_loss_touching_gives_every_parameter_a_zero_gradient():
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    loss = zero_loss_touching(module.parameters())
+    assert loss.item() == 0.0
+    loss.backward()
+    assert all(p.grad is not None and torch.equal(p.grad, torch.zeros_like(p)) for p in module.parameters())
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():

@@ -263,3 +263,54 @@ def test_matches_torchvision_swin3d_t_with_its_weights():
     clip = torch.randn(1, 3, 4, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(model(clip), reference(clip), rtol=1e-4, atol=1e-5)
+
+
+def backbone_outputs_and_gradients(model, clips):
+    model.zero_grad()
+    out = model(clips)
+    out.square().sum().backward()
+    return out.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def test_eager_attention_matches_the_fast_paths_forward_and_gradients():
+    """`attn_implementation="eager"` runs the plain softmax(QKᵀ/√d + bias)V; the fused CPU training path (and
+    SDPA, under no_grad) give the same outputs and gradients."""
+    fast = randomized(VideoSwin3DModel(tiny_config())).train()
+    eager = VideoSwin3DModel(tiny_config(attn_implementation="eager")).train()
+    eager.load_state_dict(fast.state_dict())
+    assert fast.config._attn_implementation != "eager" and eager.config._attn_implementation == "eager"
+    clips = torch.randn(2, 3, 4, 24, 24, generator=torch.Generator().manual_seed(1))
+    fast_out, fast_grads = backbone_outputs_and_gradients(fast, clips)
+    eager_out, eager_grads = backbone_outputs_and_gradients(eager, clips)
+    torch.testing.assert_close(fast_out, eager_out, rtol=1e-4, atol=1e-5)
+    for name in fast_grads:
+        torch.testing.assert_close(fast_grads[name], eager_grads[name], rtol=1e-4, atol=1e-5, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(fast.eval()(clips), eager.eval()(clips), rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def fresh_kernel_check():
+    """Forget the once-per-dtype kernel check before and after a test faking a torch without the kernel."""
+    modeling_video_swin.fused_cpu_attention_works.cache_clear()
+    yield
+    modeling_video_swin.fused_cpu_attention_works.cache_clear()
+
+
+def test_cpu_training_falls_back_to_sdpa_without_the_private_kernel(monkeypatch, fresh_kernel_check):
+    """A torch without the fused CPU kernel trains through SDPA, with the same outputs and gradients."""
+    model = randomized(VideoSwin3DModel(tiny_config())).train()
+    clips = torch.randn(2, 3, 4, 24, 24, generator=torch.Generator().manual_seed(1))
+    fused_out, fused_grads = backbone_outputs_and_gradients(model, clips)
+
+    def forbidden(*args):
+        raise AssertionError("the fused CPU kernel was used although the check found it missing")
+
+    monkeypatch.setattr(modeling_video_swin, "_FUSED_CPU_OP", "no_such_attention_kernel")
+    monkeypatch.setattr(modeling_video_swin._MaskedAttentionCPU, "apply", forbidden)
+    modeling_video_swin.fused_cpu_attention_works.cache_clear()
+    assert not modeling_video_swin.fused_cpu_attention_works(torch.float32)
+    fallback_out, fallback_grads = backbone_outputs_and_gradients(model, clips)
+    torch.testing.assert_close(fallback_out, fused_out, rtol=1e-4, atol=1e-5)
+    for name in fused_grads:
+        torch.testing.assert_close(fallback_grads[name], fused_grads[name], rtol=1e-4, atol=1e-5, msg=name)

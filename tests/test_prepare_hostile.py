@@ -187,8 +187,8 @@ def test_workers_do_not_hang_after_torch_ran_in_the_parent(tmp_path):
 def test_tasks_stage_in_folders_of_their_own(tmp_path):
     source = _parquet_source(tmp_path / "src", [_rows([b"x", b"y"], ["a", "a.proxy"])])
     entries, _ = open_source(source).list()
-    tasks = list(prepare_module._tasks([(e, "Fear") for e in entries], tmp_path, tmp_path / "tmp", link=False,
-                                       proxy=True, proxy_options=None, processor=None))
+    tasks = [prepare_module._task(e, "Fear", None, tmp_path, tmp_path / "tmp", link=False, proxy=True,
+                                  proxy_options=None, processor=None) for e in entries]
     folders = [Path(task.staged).parent for task in tasks]
     assert len(set(folders)) == 2 and all(folder.parent == tmp_path / "tmp" for folder in folders)
     # the proxy staged next to `a`'s video is not `a.proxy`'s video
@@ -302,7 +302,7 @@ def test_disk_full_stops_the_run_and_the_rerun_prepares_everything(tmp_path, mon
     out = tmp_path / "out"
     _fill_disk_after(monkeypatch, 3)
     code = _cli(root, out, "--num-proc", str(num_proc))
-    assert code == prepare_module.EXIT_ENVIRONMENT  # before: 0, with 5 of 8 videos skipped for good
+    assert code == cli.EXIT_ENVIRONMENT  # before: 0, with 5 of 8 videos skipped for good
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"{out}: No space left on device (ENOSPC) while preparing labels.csv line" in err
@@ -433,7 +433,7 @@ def test_unwritable_output_folder_gets_one_message(tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(prepare_module.os, "fsync", read_only)
     out = tmp_path / "out"
-    assert _cli(root, out) == prepare_module.EXIT_ENVIRONMENT
+    assert _cli(root, out) == cli.EXIT_ENVIRONMENT
     err = capsys.readouterr().err
     assert f"{out}: Read-only file system (EROFS)" in err and "Traceback" not in err
     assert not (out / ".prepare").exists() and not list(out.iterdir())
@@ -483,7 +483,7 @@ def test_full_tmpfs_loses_nothing_after_a_rerun_with_space(tmp_path, capsys, lay
     out = disk / "emotions"
     extra = ["--proxy", "--num-proc", "2"] if layout == "csv-proxy" else []
     try:
-        assert _cli(root, out, *extra) == prepare_module.EXIT_ENVIRONMENT
+        assert _cli(root, out, *extra) == cli.EXIT_ENVIRONMENT
         err = capsys.readouterr().err
         assert "No space left on device (ENOSPC)" in err and "Traceback" not in err, err
         assert all(record["status"] == "ok" or record["video_id"] == "broken" for record in _journal(out))

@@ -7,6 +7,7 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
+from presets import SMALL_CONFIG
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
 from emotions_hf.data.synthetic import generate
@@ -15,7 +16,6 @@ from emotions_hf.labels import EMOTIONS
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
 from emotions_hf.processing_avcanet import AVCANetProcessor
 from emotions_hf.training import (
-    SMALL_CONFIG,
     AVCANetDataCollator,
     AVCANetTrainer,
     AVCANetTrainingArguments,

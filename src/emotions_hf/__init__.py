@@ -2,8 +2,8 @@
 
 Importing the package registers AV-CANet with the Auto classes (config, model, processor), makes saved
 models carry their code (`trust_remote_code=True` loads them without this package), and registers the
-"video-emotion" pipeline. The Trainer classes are imported on first use, since `transformers.Trainer`
-is heavy and inference never needs it.
+"video-emotion" pipeline. The Trainer classes and the checkpoint converters are imported on first use:
+`transformers.Trainer` is heavy, and neither is needed for inference.
 """
 
 from transformers import (
@@ -15,13 +15,6 @@ from transformers import (
 )
 
 from .configuration_avcanet import AVCANetConfig
-from .convert_checkpoints import (
-    ConversionReport,
-    convert_resnet,
-    convert_video_backbone,
-    inflate_swin2d,
-    load_pretrained_backbones,
-)
 from .cpu_memory import keep_freed_memory
 from .errors import VideoReadError
 from .labels import EMOTIONS, LABEL_SETS, LabelSet, get_label_set
@@ -43,13 +36,19 @@ AVCANetProcessor.register_for_auto_class("AutoProcessor")
 from .pipeline_video_emotion import VideoEmotionPipeline  # registers "video-emotion"; needs the above
 
 _LAZY = {"AVCANetTrainer": "training", "AVCANetTrainingArguments": "training"}
+_CONVERTERS = dict.fromkeys(
+    ("ConversionReport", "convert_resnet", "convert_video_backbone", "inflate_swin2d",
+     "load_pretrained_backbones"),
+    "convert_checkpoints",
+)
 
 
 def __getattr__(name):
-    if name in _LAZY:
+    module = _LAZY.get(name) or _CONVERTERS.get(name)
+    if module is not None:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(importlib.import_module(f".{module}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

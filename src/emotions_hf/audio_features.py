@@ -3,7 +3,7 @@
 The MFCC is vectorised torch that reproduces `librosa.feature.mfcc(y=y, sr=sr, n_mfcc=...)` with
 librosa 0.11's defaults: centred frames with zero ("constant") padding, periodic Hann window,
 power spectrogram, Slaney-style mel filterbank (Slaney scale and area normalisation),
-`power_to_db(ref=1, amin=1e-10, top_db=80)` and an orthonormal DCT-II (SPEC §3).
+`power_to_db(ref=1, amin=1e-10, top_db=80)` and an orthonormal DCT-II: the authors' librosa MFCC.
 
 Long tracks (over twice the `q`-frame crop, ~95 s at the defaults): only the audio span whose frames
 survive the centre crop is decoded, and `top_db` is then relative to the loudest frame of that span
@@ -24,14 +24,15 @@ from av.audio.plane import AudioPlane
 
 from .decoding import as_source, open_container
 from .errors import VideoReadError
+from .paper import NUM_MFCC, SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class MFCCSettings:
     """The STFT/mel/MFCC parameters, librosa's defaults at the paper's 44.1 kHz and 32 coefficients."""
 
-    sample_rate: int = 44100
-    num_mfcc: int = 32
+    sample_rate: int = SAMPLE_RATE
+    num_mfcc: int = NUM_MFCC
     n_fft: int = 2048
     hop_length: int = 512
     n_mels: int = 128
@@ -46,7 +47,8 @@ class MFCCSettings:
 # Reading
 
 
-def read_audio(item, sample_rate: int = 44100, start: float = 0.0, end: float | None = None) -> np.ndarray | None:
+def read_audio(item, sample_rate: int = SAMPLE_RATE, start: float = 0.0,
+               end: float | None = None) -> np.ndarray | None:
     """Mono float32 samples at `sample_rate` of `[start, end)` seconds of the first audio track.
 
     Channels are averaged with equal weights (as `librosa.load` does), whatever the layout: 5.1, 7.1,
@@ -140,18 +142,6 @@ def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     out += [f.to_ndarray()[0] for f in resampler.resample(None)]
     resampled = np.concatenate(out) if out else np.zeros(0, np.float32)
     return resampled[: round(len(samples) * target_rate / rate)]
-
-
-def audio_duration(item) -> float | None:
-    """Duration (seconds) of the first audio track from container metadata; None without audio."""
-    source = as_source(item)
-    with open_container(source) as container:
-        if not container.streams.audio:
-            return None
-        stream = container.streams.audio[0]
-        if stream.duration is not None:
-            return float(stream.duration * stream.time_base)
-        return container.duration / 1e6 if container.duration else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,7 +279,6 @@ __all__ = [
     "MFCC",
     "MFCCSettings",
     "MonoDownmix",
-    "audio_duration",
     "clip_mfcc",
     "crop_span",
     "dct_matrix",

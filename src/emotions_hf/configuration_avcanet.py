@@ -1,10 +1,20 @@
-"""AV-CANet configuration: every size and switch of the paper (SPEC §4–5) with the paper's defaults."""
+"""AV-CANet configuration: every size and switch of the paper's model (§4) and loss (Eq. 15), with the paper's
+defaults (`paper.py`)."""
 
 from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
 from .labels import EMOTIONS, POLARITIES
+from .paper import (
+    FRAMES_PER_SNIPPET,
+    HIDDEN_SIZE,
+    IMAGE_SIZE,
+    MFCC_FRAMES,
+    NUM_MFCC,
+    NUM_SNIPPETS,
+    POLARITY_GAMMA,
+)
 
 FUSIONS = ("mid_concat", "gated", "ew_multiply", "sum", "neural")
 # Fusions whose fused logit is a sum of a visual and an audio term (W_f[:, :C1] E_v + W_f[:, C1:] E_a).
@@ -13,16 +23,25 @@ MODALITIES = ("audio-visual", "visual", "audio")
 LOSSES = ("ep_ce", "ce")
 
 
-def modality_streams(modality: str) -> tuple[bool, bool]:
-    """(uses video, uses audio) of a `modality` setting; shared by the config and the processor."""
-    return modality in ("audio-visual", "visual"), modality in ("audio-visual", "audio")
+class ModalityStreams:
+    """`uses_video` / `uses_audio` of anything with a `modality` setting: the config and the processor."""
+
+    modality: str
+
+    @property
+    def uses_video(self) -> bool:
+        return self.modality in ("audio-visual", "visual")
+
+    @property
+    def uses_audio(self) -> bool:
+        return self.modality in ("audio-visual", "audio")
 
 
 def _tuple(value):
     return tuple(value) if value is not None else None
 
 
-class AVCANetConfig(PreTrainedConfig):
+class AVCANetConfig(ModalityStreams, PreTrainedConfig):
     r"""Configuration of [`AVCANetForVideoClassification`].
 
     Inputs are `num_snippets` snippets of `frames_per_snippet` frames at `image_size`², and one MFCC
@@ -72,9 +91,9 @@ class AVCANetConfig(PreTrainedConfig):
 
     def __init__(
         self,
-        num_snippets=16,
-        frames_per_snippet=8,
-        image_size=112,
+        num_snippets=NUM_SNIPPETS,
+        frames_per_snippet=FRAMES_PER_SNIPPET,
+        image_size=IMAGE_SIZE,
         num_channels=3,
         patch_size=(2, 4, 4),
         embed_dim=96,
@@ -87,13 +106,13 @@ class AVCANetConfig(PreTrainedConfig):
         attention_dropout=0.0,
         hidden_dropout=0.0,
         layer_norm_eps=1e-5,
-        mfcc_chunk_frames=256,
-        num_mfcc=32,
+        mfcc_chunk_frames=MFCC_FRAMES // NUM_SNIPPETS,
+        num_mfcc=NUM_MFCC,
         audio_depths=(3, 4, 6, 3),
         audio_hidden_sizes=(64, 128, 256, 512),
         audio_stem_kernel=(7, 1),
         audio_stem_stride=(2, 1),
-        hidden_size=512,
+        hidden_size=HIDDEN_SIZE,
         lgf_window_sizes=(1, 2),
         lgf_num_heads=8,
         lgf_dropout=0.5,
@@ -147,7 +166,9 @@ class AVCANetConfig(PreTrainedConfig):
         if label2polarity is None:
             label2polarity = {label: EMOTIONS.polarity.get(label) for label in self.id2label.values()}
         self.label2polarity = dict(label2polarity)
-        self.polarity_gamma = dict(polarity_gamma) if polarity_gamma is not None else dict.fromkeys(POLARITIES, 0.7)
+        if polarity_gamma is None:
+            polarity_gamma = dict.fromkeys(POLARITIES, POLARITY_GAMMA)
+        self.polarity_gamma = dict(polarity_gamma)
         self.use_multitask_loss = use_multitask_loss
         self.initializer_range = initializer_range
         self.validate()
@@ -160,14 +181,6 @@ class AVCANetConfig(PreTrainedConfig):
     @property
     def num_lgf_levels(self) -> int:
         return len(self.lgf_window_sizes)
-
-    @property
-    def uses_video(self) -> bool:
-        return modality_streams(self.modality)[0]
-
-    @property
-    def uses_audio(self) -> bool:
-        return modality_streams(self.modality)[1]
 
     def polarity_ids(self) -> list[int]:
         """Polarity index (into `POLARITIES`) of each class id, for vectorised EP-CE."""

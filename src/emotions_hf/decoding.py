@@ -126,9 +126,6 @@ class VideoInfo:
     audio_duration: float | None = None
     codec: str = ""
 
-    def __getitem__(self, key):  # lets callers use the metadata like a dict: info["duration"]
-        return getattr(self, key)
-
 
 def _stream_duration(stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
@@ -153,10 +150,10 @@ def probe(item) -> VideoInfo:
     """
     source = as_source(item)
     with open_container(source) as container:
-        return _describe(container, source)
+        return _video_info(container, source)
 
 
-def _describe(container, source: MediaSource) -> VideoInfo:
+def _video_info(container, source: MediaSource) -> VideoInfo:
     """`VideoInfo` of an open container (decodes its first video frame)."""
     stream = video_stream(container, source)
     first = _first_frame(container, stream, source)
@@ -325,7 +322,7 @@ def sample_frame_indices(
     rng: np.random.Generator | None = None,
     clip_range: tuple[float, float] | None = None,
 ) -> FrameSample:
-    """Pick T consecutive frames in each of `num_snippets` segments of equal *duration* (SPEC §3).
+    """Pick T consecutive frames in each of `num_snippets` segments of equal *duration* (the paper's snippets).
 
     `timestamps` are the sorted start times (seconds) of all frames, so variable-frame-rate videos
     are cut by time, not by frame count. The segments tile `[first frame, end_time)`, or
@@ -487,7 +484,7 @@ def _read_clip_pyav(source, info, short_side, rng, num_threads, plan) -> Decoded
         stream = video_stream(container, source)
         stream.codec_context.thread_count = num_threads
         if info is None:
-            info = _describe(container, source)
+            info = _video_info(container, source)
             container.seek(0)
         width, height = _coded_size(info, short_side)
         pts, keyframes = packet_timestamps(container, stream)
@@ -514,12 +511,12 @@ def _decode_pts(container, stream, source, targets: np.ndarray, keyframes: np.nd
     scaled while converted (swscale's bilinear kernel widens with the downscale factor, so it
     antialiases) to planar RGB, copied straight into one preallocated channels-first array; the result
     is its (N, H, W, 3) view, so `channels_first` of it is contiguous and converts to float in one fast
-    pass. (swscale's planar RGB is also ~1.5x faster than its packed rgb24 here, and no less accurate.)
+    pass. (swscale's planar RGB is also faster than its packed rgb24, and no less accurate.)
     """
     row_of = {int(t): row for row, t in enumerate(targets)}
     out = np.empty((len(targets), 3, height, width), dtype=np.uint8)
     done = np.zeros(len(targets), dtype=bool)
-    scaler = VideoReformatter()  # one scaler for the clip: a fresh one per frame costs ~10x more
+    scaler = VideoReformatter()  # one scaler for the clip: a fresh one per frame costs far more
     context = stream.codec_context
     frames = None
     position = None  # pts of the last frame that came out of the decoder

@@ -75,9 +75,9 @@ class AVCANetLossTerms:
 class AVCANetLoss(nn.Module):
     """The criterion an `AVCANetConfig` asks for: EP-CE or CE, optionally multi-task.
 
-    Multi-task (SPEC §5): loss(fused) + loss(visual logits) + loss(audio logits over the samples that have
-    audio) — a silent video has no audio prediction to learn from. Without any such sample the audio term
-    is skipped (None).
+    Multi-task: loss(fused) + loss(visual logits) + loss(audio logits over the samples that have audio) — a
+    silent video has no audio prediction to learn from. Without any such sample the audio term is skipped
+    (None).
     """
 
     def __init__(self, config):

@@ -227,7 +227,7 @@ def render_model_card(
     recipe = (
         "No training run recorded."
         if training_args is None
-        else _table_rows((name, describe(training_args)) for name, describe in _RECIPE_FIELDS)
+        else _table_rows((name, value_of(training_args)) for name, value_of in _RECIPE_FIELDS)
     )
     template = Template(TEMPLATE_PATH.read_text())
     return template.substitute(

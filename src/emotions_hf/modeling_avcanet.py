@@ -1,12 +1,13 @@
 """AV-CANet (eMotions paper §4) as a transformers model.
 
-Video: Video Swin-T per snippet -> Linear -> F_v (B, s, C1). Audio: ResNet-34 per MFCC chunk -> Linear + BatchNorm
-+ Tanh -> F_a (B, s, C1). Local-Global Fusion: LISF (windowed self- and shared cross-modal attention, gated fusion,
-dilated residual blocks, selectively cross-aggregative integration; Eq. 4-11), then GLCF (global cross-modal
-attention, residual, mean over snippets; Eq. 12-13), then a fusion head (Mid-Concat, Eq. 14, or a Table 7
-ablation).
+Video: Video Swin-T per snippet -> Linear -> F_v (B, s, C1). Audio: ResNet-34 per MFCC chunk -> Linear +
+BatchNorm + Tanh -> F_a (B, s, C1). Local-Global Fusion: LISF (windowed self- and shared cross-modal attention,
+self/cross gates, dilated residual blocks, selectively cross-aggregative integration; Eq. 4-11), then GLCF
+(global cross-modal attention, residual, mean over snippets; Eq. 12-13), then a fusion head (Mid-Concat, Eq. 14,
+or a Table 7 ablation).
 
-Every attention runs through `F.scaled_dot_product_attention`, batched over videos and snippets.
+Every attention runs through `F.scaled_dot_product_attention` (with `attn_implementation="eager"`: the plain
+`eager_attention`), batched over videos and snippets.
 
 Interpretations the paper leaves open (documented so results are comparable):
 - LISF level l (0-based) attends within |j - t| <= `config.lgf_window_sizes[l]`; its dilated residual block uses
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 import torch
@@ -41,7 +43,12 @@ from transformers.utils import ModelOutput
 
 from .configuration_avcanet import LINEAR_FUSIONS, AVCANetConfig
 from .loss_avcanet import AVCANetLoss, EPCELoss
-from .modeling_video_swin import VideoSwin3DModel, VideoSwinWindowAttention3D, relative_position_index
+from .modeling_video_swin import (
+    VideoSwin3DModel,
+    VideoSwinWindowAttention3D,
+    attention_function,
+    relative_position_index,
+)
 
 VIDEO, AUDIO = "video", "audio"
 
@@ -70,6 +77,17 @@ def _checked_batch(tensor, name: str, axes: str, layout: tuple[int, ...], modali
 
 def modalities_of(config: AVCANetConfig) -> tuple[str, ...]:
     return tuple(m for m, used in ((VIDEO, config.uses_video), (AUDIO, config.uses_audio)) if used)
+
+
+def zero_loss_touching(parameters: Iterable[nn.Parameter]) -> torch.Tensor:
+    """0 · Σ parameters: adds nothing to a loss, but puts every given parameter into its backward with a zero
+    gradient.
+
+    DDP without unused-parameter detection (the Trainer's choice under gradient checkpointing) fails on a rank
+    whose backward leaves a parameter without a gradient: a batch without sound skips the audio branch, a
+    micro-batch of unreadable videos skips the whole model.
+    """
+    return torch.stack([parameter.sum() for parameter in parameters]).sum() * 0.0
 
 
 @dataclass
@@ -115,9 +133,11 @@ class AVCANetVideoClassifierOutput(ModelOutput):
 class SnippetAttention(nn.Module):
     """Multi-head attention over snippets: queries from one sequence, keys and values from another (Eq. 4-8, 12)."""
 
-    def __init__(self, hidden_size: int, num_heads: int):
+    def __init__(self, config: AVCANetConfig):
         super().__init__()
-        self.num_heads = num_heads
+        self.config = config  # read at each call: the attention implementation can change after construction
+        self.num_heads = config.lgf_num_heads
+        hidden_size = config.hidden_size
         self.query = nn.Linear(hidden_size, hidden_size)
         self.key_value = nn.Linear(hidden_size, 2 * hidden_size)
         self.output = nn.Linear(hidden_size, hidden_size)
@@ -128,7 +148,7 @@ class SnippetAttention(nn.Module):
     def forward(self, query: torch.Tensor, key_value: torch.Tensor, attn_mask: torch.Tensor | None = None):
         q = self._split_heads(self.query(query))
         k, v = (self._split_heads(t) for t in self.key_value(key_value).chunk(2, dim=-1))
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        attended = attention_function(self.config)(q, k, v, attn_mask=attn_mask)
         return self.output(attended.transpose(1, 2).flatten(2))
 
 
@@ -153,7 +173,7 @@ class LGFBlock(nn.Module):
         hidden = config.hidden_size
         self.query_norm = nn.LayerNorm(hidden)
         self.context_norm = nn.LayerNorm(hidden) if cross_modal else None
-        self.attention = SnippetAttention(hidden, config.lgf_num_heads)
+        self.attention = SnippetAttention(config)
         self.ffn_norm = nn.LayerNorm(hidden)
         self.ffn = FeedForward(config)
         self.dropout = nn.Dropout(config.lgf_dropout)
@@ -168,8 +188,12 @@ class LGFBlock(nn.Module):
         return hidden + self.dropout(self.ffn(self.ffn_norm(hidden)))
 
 
-class GatedFusion(nn.Module):
-    """Eq. 9: σ(W_s[F_s; F_c] + b_s)·F_s + σ(W_c[F_s; F_c] + b_c)·F_c, both gates in one Linear."""
+class SelfCrossGate(nn.Module):
+    """Eq. 9: σ(W_s[F_s; F_c] + b_s)·F_s + σ(W_c[F_s; F_c] + b_c)·F_c, both gates in one Linear.
+
+    Mixes a modality's self-attended and cross-attended snippets inside LISF; not the `fusion="gated"` head
+    (`NonLinearFusionHead`), which mixes E_v and E_a after GLCF.
+    """
 
     def __init__(self, hidden_size: int):
         super().__init__()
@@ -194,8 +218,9 @@ class DilatedResidualBlock(nn.Module):
 
 
 class LISFLevel(GradientCheckpointingLayer):
-    """One attentive pyramid level (0-based `level`): windowed SA per modality and one CMA block whose weights serve
-    both directions, gated fusion, dilated residual block. Single modality: SA and the dilated block only."""
+    """One attentive pyramid level (0-based `level`): windowed SA per modality and one CMA block whose weights
+    serve both directions, self/cross gates, dilated residual block. Single modality: SA and the dilated block
+    only."""
 
     def __init__(self, config: AVCANetConfig, level: int):
         super().__init__()
@@ -204,7 +229,8 @@ class LISFLevel(GradientCheckpointingLayer):
         self.self_attention = nn.ModuleDict({m: LGFBlock(config, cross_modal=False) for m in modalities})
         cross_modal = len(modalities) == 2
         self.cross_attention = LGFBlock(config, cross_modal=True) if cross_modal else None
-        self.gate = nn.ModuleDict({m: GatedFusion(config.hidden_size) for m in modalities}) if cross_modal else None
+        self.gate = (nn.ModuleDict({m: SelfCrossGate(config.hidden_size) for m in modalities}) if cross_modal
+                     else None)
         self.temporal = nn.ModuleDict({m: DilatedResidualBlock(config.hidden_size, 2**level) for m in modalities})
 
     def forward(self, video, audio, audio_mask):
@@ -226,8 +252,9 @@ class LevelWeightAttention(nn.Module):
     """Eq. 11's 1-head, 1-dim cross-modal attention over the L level weights of a snippet, shared by both directions,
     added to the weights. A video without sound gets no message from audio and keeps its own level weights."""
 
-    def __init__(self):
+    def __init__(self, config: AVCANetConfig):
         super().__init__()
+        self.config = config  # read at each call: the attention implementation can change after construction
         self.query = nn.Linear(1, 1)
         self.key = nn.Linear(1, 1)
         self.value = nn.Linear(1, 1)
@@ -235,7 +262,8 @@ class LevelWeightAttention(nn.Module):
     def forward(self, video_weights, audio_weights, audio_mask):  # (B, s, L, 1) each
         queries = torch.cat([video_weights, audio_weights])
         context = torch.cat([audio_weights, video_weights])
-        attended = F.scaled_dot_product_attention(self.query(queries), self.key(context), self.value(context))
+        attend = attention_function(self.config)
+        attended = attend(self.query(queries), self.key(context), self.value(context))
         video_message, audio_message = attended.chunk(2)
         video_message = video_message * audio_mask[:, None, None, None].to(video_message.dtype)
         return {VIDEO: video_weights + video_message, AUDIO: audio_weights + audio_message}
@@ -249,7 +277,7 @@ class SelectiveIntegration(nn.Module):
         super().__init__()
         modalities = modalities_of(config)
         self.level_score = nn.ModuleDict({m: nn.Linear(config.hidden_size, 1) for m in modalities})
-        self.weight_attention = LevelWeightAttention() if len(modalities) == 2 else None
+        self.weight_attention = LevelWeightAttention(config) if len(modalities) == 2 else None
 
     def forward(self, pyramids: dict[str, torch.Tensor], audio_mask):  # each (B, s, L, C1)
         weights = {m: torch.sigmoid(self.level_score[m](p)) for m, p in pyramids.items()}
@@ -285,7 +313,7 @@ class GLCF(nn.Module):
     def __init__(self, config: AVCANetConfig):
         super().__init__()
         hidden = config.hidden_size
-        self.attention = SnippetAttention(hidden, config.lgf_num_heads)
+        self.attention = SnippetAttention(config)
         self.projection = nn.ModuleDict({m: nn.Linear(hidden, hidden) for m in (VIDEO, AUDIO)})
 
     def forward(self, video, audio, audio_mask):
@@ -447,16 +475,10 @@ class AVCANetModel(AVCANetPreTrainedModel):
         features = chunks.new_zeros(batch * snippets, self.config.hidden_size)
         if bool(present.any()):
             features = features.index_put((present,), self._encode_audio_chunks(chunks[present]).to(features.dtype))
-        elif torch.is_grad_enabled():
-            features = features + self._audio_parameters_times_zero().to(features.dtype)
+        elif torch.is_grad_enabled():  # keep the audio branch in this backward, with zero gradients (for DDP)
+            parameters = itertools.chain(self.audio_encoder.parameters(), self.audio_projection.parameters())
+            features = features + zero_loss_touching(parameters).to(features.dtype)
         return features.view(batch, snippets, -1)
-
-    def _audio_parameters_times_zero(self) -> torch.Tensor:
-        """0 · Σ (audio-branch parameters): adds nothing, but puts the audio branch into the backward of a batch without
-        sound, so that every one of its parameters gets a (zero) gradient. DDP without unused-parameter detection (the
-        Trainer's choice under gradient checkpointing) fails on a rank whose batch leaves parameters without one."""
-        parameters = itertools.chain(self.audio_encoder.parameters(), self.audio_projection.parameters())
-        return torch.stack([parameter.sum() for parameter in parameters]).sum() * 0.0
 
     def forward(
         self,
@@ -542,4 +564,5 @@ __all__ = [
     "AVCANetModelOutput",
     "AVCANetPreTrainedModel",
     "AVCANetVideoClassifierOutput",
+    "zero_loss_touching",
 ]

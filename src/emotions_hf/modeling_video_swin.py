@@ -11,12 +11,16 @@ row blocks) view as (N, nW·h, V, d) without a copy: windows ride in the head di
 (relative position bias plus, in shifted blocks, the -inf shift mask built once per feature shape) broadcasts over
 the batch. Attention is `F.scaled_dot_product_attention`, on the CPU its fused flash kernel; when the bias needs a
 gradient on the CPU (training), where PyTorch would fall back to its math path, `_MaskedAttentionCPU` keeps the fused
-forward and computes the mask gradient in a cache-blocked backward.
+forward and computes the mask gradient in a cache-blocked backward. That forward is a private aten op, so it is
+used only where a one-time check finds it present and right (`fused_cpu_attention_works`); SDPA serves
+otherwise. `attn_implementation="eager"` (the config's `_attn_implementation`) selects `eager_attention`
+instead, the plain reference every fast path must match.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache, lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -110,11 +114,60 @@ def window_token_order(spatial: Size3, window_size: Size3, shift_size: Size3) ->
     return order, inverse
 
 
+def eager_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:
+    """softmax(Q Kᵀ / √d + mask) V in plain torch ops, with SDPA's signature: the reference the fused paths
+    must match.
+
+    A boolean `attn_mask` marks the pairs that may attend (as in SDPA); a float one is added to the scores.
+    """
+    scores = torch.matmul(query, key.transpose(-1, -2)) * query.shape[-1] ** -0.5
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    probs = scores.softmax(dim=-1)
+    if dropout_p > 0.0:
+        probs = F.dropout(probs, dropout_p)
+    return torch.matmul(probs, value)
+
+
+def attention_function(config: AVCANetConfig) -> Callable[..., torch.Tensor]:
+    """`eager_attention` when the config asks for `attn_implementation="eager"`, else SDPA (same
+    signature)."""
+    return eager_attention if config._attn_implementation == "eager" else F.scaled_dot_product_attention
+
+
+_FUSED_CPU_OP = "_scaled_dot_product_flash_attention_for_cpu"  # private: may change or vanish in any torch
+
+
+@cache
+def fused_cpu_attention_works(dtype: torch.dtype) -> bool:
+    """Whether this torch has the private fused CPU kernel `_MaskedAttentionCPU` builds on, with the (out,
+    logsumexp) result it expects and SDPA's output for `dtype`. Checked once per dtype on a tiny input."""
+    op = getattr(torch.ops.aten, _FUSED_CPU_OP, None)
+    if op is None:
+        return False
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(1, 2, 4, 8, generator=generator).to(dtype) for _ in range(3))
+    mask = torch.randn(1, 2, 4, 4, generator=generator).to(dtype)
+    try:
+        with torch.no_grad():
+            out, logsumexp = op(query, key, value, attn_mask=mask, scale=8 ** -0.5)
+            expected = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    except (RuntimeError, TypeError, ValueError, NotImplementedError):
+        return False
+    return (tuple(logsumexp.shape) == tuple(query.shape[:-1])
+            and torch.allclose(out.float(), expected.float(), rtol=1e-2, atol=1e-2))
+
+
 _BACKWARD_CHUNK_BYTES = 8 << 20
 
 
 class _MaskedAttentionCPU(torch.autograd.Function):
-    """`scaled_dot_product_attention` with a learned additive mask of batch size 1, for CPU training.
+    """`scaled_dot_product_attention` with a learned additive mask of batch size 1, for CPU training (only
+    where `fused_cpu_attention_works`).
 
     PyTorch's fused CPU kernel gives no gradient for `attn_mask`, so with a trainable bias SDPA falls back to its
     math path (which stores the probabilities and runs a NaN-safe softmax). Here the forward is the fused kernel
@@ -125,8 +178,8 @@ class _MaskedAttentionCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query, key, value, attn_mask):
         scale = query.shape[-1] ** -0.5
-        out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, key, value, attn_mask=attn_mask, scale=scale)
+        fused = getattr(torch.ops.aten, _FUSED_CPU_OP)
+        out, logsumexp = fused(query, key, value, attn_mask=attn_mask, scale=scale)
         ctx.save_for_backward(query, key, value, attn_mask, out, logsumexp)
         ctx.scale = scale
         return out
@@ -188,6 +241,7 @@ class VideoSwinWindowAttention3D(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, config: AVCANetConfig):
         super().__init__()
+        self.config = config  # read at each call: the attention implementation can change after construction
         self.num_heads = num_heads
         self.window_size = tuple(config.window_size)
         wd, wh, ww = self.window_size
@@ -235,10 +289,13 @@ class VideoSwinWindowAttention3D(nn.Module):
         )
         dropout = self.attention_dropout if self.training else 0.0
         attn_mask = attn_mask.to(query.dtype)
-        if query.device.type == "cpu" and attn_mask.requires_grad and dropout == 0.0 and torch.is_grad_enabled():
+        attend = attention_function(self.config)
+        cpu_training = (query.device.type == "cpu" and attn_mask.requires_grad and dropout == 0.0
+                        and torch.is_grad_enabled())
+        if attend is not eager_attention and cpu_training and fused_cpu_attention_works(query.dtype):
             out = _MaskedAttentionCPU.apply(query, key, value, attn_mask)
         else:
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout)
+            out = attend(query, key, value, attn_mask=attn_mask, dropout_p=dropout)
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(n, tokens, channels)))
 
 
@@ -408,4 +465,12 @@ class VideoSwin3DModel(nn.Module):
         return self.forward_features(pixel_values).mean(dim=(1, 2, 3))
 
 
-__all__ = ["VideoSwin3DModel", "relative_position_index", "window_partition", "window_reverse"]
+__all__ = [
+    "VideoSwin3DModel",
+    "attention_function",
+    "eager_attention",
+    "fused_cpu_attention_works",
+    "relative_position_index",
+    "window_partition",
+    "window_reverse",
+]

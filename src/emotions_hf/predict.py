@@ -74,21 +74,29 @@ def _positive(kind):
     return parse
 
 
-def run(args: argparse.Namespace) -> int:
+def pipeline_for_command(args: argparse.Namespace, prog: str):
+    """The pipeline a command's `--model`, `--device`, `--dtype`, `--batch-size`, `--window` and `--stride`
+    ask for, or None after one line on stderr saying what is wrong (the command then exits with 2)."""
     if args.stride is not None and args.stride > args.window:
-        print(f"emotions-hf predict: --stride {args.stride} is longer than --window {args.window}: the timeline "
+        print(f"{prog}: --stride {args.stride} is longer than --window {args.window}: the timeline "
               "would have gaps", file=sys.stderr)
-        return 2
+        return None
     if args.model == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
-        print(f"emotions-hf predict: no trained model in {DEFAULT_MODEL}/. Train one with "
+        print(f"{prog}: no trained model in {DEFAULT_MODEL}/. Train one with "
               "`python examples/train.py` or pass --model.", file=sys.stderr)
-        return 2
+        return None
     try:
-        pipe = _load_pipeline(args)
+        return _load_pipeline(args)
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"emotions-hf predict: cannot load model {args.model!r}: {first_line}\n"
+        print(f"{prog}: cannot load model {args.model!r}: {first_line}\n"
               "Train one with `python examples/train.py` or pass --model.", file=sys.stderr)
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    pipe = pipeline_for_command(args, "emotions-hf predict")
+    if pipe is None:
         return 2
     timeline = args.timeline or args.plot is not None
     call_options = {"top_k": args.top_k, "timeline": timeline, "timeline_window": args.window,
@@ -176,4 +184,4 @@ def format_result(result: dict, timeline: bool = True) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_MODEL", "add_arguments", "format_result", "run"]
+__all__ = ["DEFAULT_MODEL", "add_arguments", "format_result", "pipeline_for_command", "run"]

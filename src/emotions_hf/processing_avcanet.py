@@ -18,9 +18,10 @@ from transformers import BatchFeature, FeatureExtractionMixin
 from transformers.utils import logging
 
 from .audio_features import MFCC, MFCCSettings, clip_mfcc, fit_frames, resample
-from .configuration_avcanet import MODALITIES, modality_streams
+from .configuration_avcanet import MODALITIES, ModalityStreams
 from .decoding import BACKENDS, VideoInfo, as_source, probe, read_clip, sample_frame_indices
 from .errors import VideoReadError
+from .paper import FRAMES_PER_SNIPPET, IMAGE_SIZE, MFCC_FRAMES, NUM_MFCC, NUM_SNIPPETS, SAMPLE_RATE
 from .proxy import StaleCacheError, check_proxy, open_mfcc_cache
 from .video_transforms import (
     IMAGENET_MEAN,
@@ -43,8 +44,8 @@ def _mfcc_module(settings: MFCCSettings) -> MFCC:
     return MFCC(settings)
 
 
-class AVCANetProcessor(FeatureExtractionMixin):
-    r"""Turns videos into AV-CANet inputs (SPEC §3).
+class AVCANetProcessor(ModalityStreams, FeatureExtractionMixin):
+    r"""Turns videos into AV-CANet inputs: the paper's snippets of frames and one MFCC chunk per snippet.
 
     Args:
         num_snippets (`int`, 16) / frames_per_snippet (`int`, 8): s segments of equal duration, T
@@ -67,18 +68,18 @@ class AVCANetProcessor(FeatureExtractionMixin):
 
     def __init__(
         self,
-        num_snippets: int = 16,
-        frames_per_snippet: int = 8,
-        image_size: int = 112,
+        num_snippets: int = NUM_SNIPPETS,
+        frames_per_snippet: int = FRAMES_PER_SNIPPET,
+        image_size: int = IMAGE_SIZE,
         image_mean=IMAGENET_MEAN,
         image_std=IMAGENET_STD,
-        sample_rate: int = 44100,
-        num_mfcc: int = 32,
-        n_fft: int = 2048,
-        hop_length: int = 512,
-        n_mels: int = 128,
-        top_db: float = 80.0,
-        mfcc_frames: int = 4096,
+        sample_rate: int = SAMPLE_RATE,
+        num_mfcc: int = NUM_MFCC,
+        n_fft: int = MFCCSettings.n_fft,
+        hop_length: int = MFCCSettings.hop_length,
+        n_mels: int = MFCCSettings.n_mels,
+        top_db: float = MFCCSettings.top_db,
+        mfcc_frames: int = MFCC_FRAMES,
         backend: str = "auto",
         num_threads: int = 1,
         crop_scales=DEFAULT_CROP_SCALES,
@@ -149,14 +150,6 @@ class AVCANetProcessor(FeatureExtractionMixin):
     @property
     def mfcc_chunk_frames(self) -> int:
         return self.mfcc_frames // self.num_snippets
-
-    @property
-    def uses_video(self) -> bool:
-        return modality_streams(self.modality)[0]
-
-    @property
-    def uses_audio(self) -> bool:
-        return modality_streams(self.modality)[1]
 
     def training_short_side(self) -> int:
         """Decode size in training: the smallest crop scale still covers `image_size` pixels."""

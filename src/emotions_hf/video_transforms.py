@@ -1,6 +1,6 @@
-"""Frame transforms in plain torch (no torchvision): resize, crops, normalisation, and the training
-augmentations of SPEC §3 (a random corner/centre crop at one of several scales, then with probability
-`p` one of horizontal flip, rotation by up to ±20°, or brightness jitter).
+"""Frame transforms in plain torch (no torchvision): resize, crops, normalisation, and the authors'
+training augmentations (a random corner/centre crop at one of several scales, then with probability `p`
+one of horizontal flip, rotation by up to ±20°, or brightness jitter).
 
 Every random choice is drawn once per video from a `numpy.random.Generator`, so all frames of a clip
 get the same transform and a seed reproduces it exactly.

@@ -252,12 +252,13 @@ def reference_card() -> str:
     the template kept in `dataset_script/README.md`. `prepare` writes the real card, with the digests of
     the metadata files and the counts of the videos it validated."""
     from ..labels import EMOTIONS
-    from .variants import TABLE2_COUNTS, VARIANTS, VariantSpec, describe, draw_splits
+    from .variants import TABLE2_COUNTS, VARIANTS, VariantSpec, draw_splits, split_class_counts
 
     labels = [name for name, n in TABLE2_COUNTS.items() for _ in range(n)]
     ids = [f"{i + 1:08d}" for i in range(len(labels))]  # any unique ids: the counts do not depend on them
     spec = VariantSpec()
-    counts = describe(draw_splits(ids, labels, EMOTIONS.labels, VARIANTS, spec), labels, EMOTIONS.labels)
+    splits = draw_splits(ids, labels, EMOTIONS.labels, VARIANTS, spec)
+    counts = split_class_counts(splits, labels, EMOTIONS.labels)
     files = {variant: {split: metadata_filename(variant, split, "<digest>") for split in SPLITS} for variant in VARIANTS}
     preparation = (
         "This is the template card: the counts are those of the full release (the paper's Table 2). "

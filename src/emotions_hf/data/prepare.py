@@ -1,4 +1,4 @@
-"""`emotions-hf prepare`: turn a source into a dataset folder that `load_dataset` reads.
+"""Turn a source into a dataset folder that `load_dataset` reads (`emotions-hf prepare`).
 
 The source is listed first (no media read); rows whose label is outside the label set, whose id
 repeats an earlier row, whose file is missing, and shards that cannot be read are problems: with
@@ -22,13 +22,15 @@ Errors of the machine, not of the data (disk full, quota, read-only file system,
 too many open files, out of memory: `errors.ENVIRONMENT_ERRNOS`) stop the run with one
 `PrepareEnvironmentError` that names the folder and the error; the video that met it is not
 journalled, so the next run (with space) retries it. Records that older versions journalled as skipped
-for such a reason (`[Errno 28]`, ...) are retried too. The command line prints the message and exits
-with status 3 (2 for bad input or options).
+for such a reason (`[Errno 28]`, ...) are retried too. `emotions-hf prepare` (`emotions_hf.cli`) prints
+the message and exits with status 3 (2 for bad input or options).
+
+Every kind of source is read the same way (`sources.Source`): its listing, then its media batch by
+batch, each batch staged before the next is read; a new kind of source needs no change here.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import errno
 import hashlib
@@ -39,7 +41,7 @@ import sys
 import unicodedata
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
@@ -49,10 +51,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import VideoReadError, environment_errno
-from ..labels import LABEL_SETS, POLARITIES, LabelSet, get_label_set
+from ..labels import POLARITIES, LabelSet
 from .card import dataset_features, metadata_filename, preparation_text, render_card
-from .sources import ParquetSource, SourceEntry, open_source, shown
-from .variants import DEFAULT_SEED, SPLITS, TEST_VARIANT_SIZE, VARIANTS, VariantSpec, describe, draw_splits
+from .options import PrepareOptions
+from .sources import Media, Source, SourceEntry, SourceProblem, open_source, shown
+from .variants import SPLITS, draw_splits, split_class_counts
 
 REPORT_FILE = "preparation_report.json"
 STATE_DIR = ".prepare"
@@ -61,7 +64,6 @@ STATE_FILE = "state.json"
 MAX_LISTED = 50  # problems spelled out in an error message
 # Longest id, in UTF-8 bytes: names get suffixes (`.mfcc.safetensors.part`: 22 bytes) and must fit in 255.
 MAX_ID_BYTES = 200
-EXIT_ENVIRONMENT = 3  # command-line exit status of a `PrepareEnvironmentError`
 
 
 class PrepareError(ValueError):
@@ -196,7 +198,7 @@ class Task:
     label: str
     origin: str
     staged: str  # the video's file in its own folder of .prepare/tmp (written by the main process or the worker)
-    source_file: str | None  # folder sources: the file to copy or link into `staged`
+    source_file: str | None  # a file the source handed over (`sources.Media`), to copy or link into `staged`
     relative: str  # destination inside the dataset folder
     out_dir: str
     link: bool
@@ -367,132 +369,45 @@ def _write_atomic(path: Path, data: bytes) -> None:
 # The run
 
 
-def _tasks(pending: list[tuple[SourceEntry, str]], out_dir: Path, tmp_dir: Path, **common) -> Iterable[Task]:
-    for entry, label in pending:
-        relative = f"videos/{shard_dir(entry.video_id)}/{entry.video_id}{entry.extension}"
-        yield Task(video_id=entry.video_id, label=label, origin=entry.origin,
-                   staged=str(tmp_dir / staging_dir(entry.video_id) / f"{entry.video_id}{entry.extension}"),
-                   source_file=str(entry.path) if entry.path is not None else None,
-                   relative=relative, out_dir=str(out_dir), **common)
-
-
-def _worker_init() -> None:
-    """Workers are forked: a torch thread pool the parent started (an MFCC computed there, a notebook's work)
-    would hang a child's first parallel op (OpenMP after fork), so each worker computes on one thread; the
-    parallelism is across workers."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
-
-
-def _run_tasks(tasks: list[Task], executor, journal: Journal, bar) -> None:
-    results = executor.map(process_video, tasks) if executor else map(process_video, tasks)
-    for record in results:
-        journal.append(record)
-        bar.update(1)
-
-
-def _process_parquet(source: ParquetSource, pending, out_dir, tmp_dir, executor, journal, bar, common) -> None:
-    """Row group by row group: only one row group's bytes are in memory at a time."""
-    import pyarrow as pa
-
-    by_group: dict[tuple, list] = {}
-    for entry, label in pending:
-        by_group.setdefault((entry.shard, entry.row_group), []).append((entry, label))
-    for (shard, group), members in by_group.items():
-        try:
-            blobs = source.read_videos(shard, group)
-        except (pa.ArrowException, OSError) as error:  # a damaged row group: its rows are skipped with the reason
-            if environment_errno(error) is not None:  # unless the machine failed: the run stops, nothing recorded
-                raise
-            for entry, label in members:
-                journal.append({**_problem(entry, f"unreadable row group {group} ({type(error).__name__}: {error})"),
-                                "label": label, "status": "skipped"})
-                bar.update(1)
-            continue
-        tasks = []
-        for task, (entry, label) in zip(_tasks(members, out_dir, tmp_dir, **common), members):
-            blob = blobs[entry.row]
-            problem = None
-            if not blob:
-                problem = "no video bytes in the row"
-            elif not isinstance(blob, bytes | bytearray):
-                problem = f"the video column holds {type(blob).__name__}, not bytes"
-            else:
-                staged = Path(task.staged)
-                try:
-                    staged.parent.mkdir(parents=True, exist_ok=True)
-                    staged.write_bytes(blob)
-                except OSError as error:
-                    if environment_errno(error) is not None:  # disk full: the run stops (prepare), nothing recorded
-                        raise
-                    problem = f"cannot stage the video ({type(error).__name__}: {error})"
-            if problem is not None:
-                journal.append({**_problem(entry, problem), "label": label, "status": "skipped"})
-                bar.update(1)
-                continue
-            tasks.append(task)
-        del blobs
-        _run_tasks(tasks, executor, journal, bar)
-
-
-def prepare(
-    source: str | Path,
-    out_dir: str | Path,
-    label_set: str | LabelSet = "emotions",
-    seed: int = DEFAULT_SEED,
-    variants: Iterable[str] | None = None,
-    balanced_counts: dict[str, int] | None = None,
-    test_size: int = TEST_VARIANT_SIZE,
-    test_fraction: float = 0.2,
-    num_proc: int = 1,
-    proxy: bool = False,
-    proxy_options: dict | None = None,
-    processor=None,
-    strict: bool = False,
-    link: bool = False,
-    video_column: str | None = None,
-    label_column: str | None = None,
-    id_column: str | None = None,
-    labels_file: str | Path | None = None,
-    progress: bool = True,
-    allow_outside_source: bool = False,
-) -> PrepareResult:
+def prepare(source: str | Path, out_dir: str | Path, options: PrepareOptions | None = None,
+            **overrides) -> PrepareResult:
     """Prepare `source` into the dataset folder `out_dir` and return what was done.
 
     Args:
-        source: parquet shards (`data/*.parquet`, the official release) or a folder of videos.
-        label_set: `emotions` (default), `ve8`, `ekman6` or `music_video`, or a `LabelSet`.
-        seed, balanced_counts, test_size, test_fraction: the variant draws (`variants.VariantSpec`).
-        variants: configs to write; eMotions gets `all`, `balanced`, `test`, other label sets `all`.
-        num_proc: processes validating (and proxying) videos.
-        proxy: also write the training proxies and MFCC cache (`emotions_hf.proxy`); `proxy_options`
-            go to `write_proxy`, `processor` (an `AVCANetProcessor`, default settings if None) sets the MFCC.
-        strict: raise `PrepareError` listing bad labels, duplicate ids, missing files and unreadable
-            shards instead of skipping them (unreadable videos are always skipped and reported).
-        link: hard-link folder videos into the dataset instead of copying them (same file system).
-        video_column, label_column, id_column: parquet / labels-file column names (detected if None).
-        labels_file: labels CSV/JSON of a folder source (found by name if None).
-        allow_outside_source: let a labels file name videos outside the source folder (absolute paths or
-            `../`); refused (reported per row) by default, since the prepared folder is meant to be shared.
+        source: parquet shards (`data/*.parquet`, the official release), a folder of videos, or any path
+            `sources.open_source` opens.
+        options: a `PrepareOptions` (label set, variant draws, processes, proxies, strictness, columns...);
+            the keyword `overrides`, named like its fields (`label_set="ve8"`, `proxy=True`), replace its
+            values, or make the options by themselves when it is None.
 
     Raises:
         PrepareError (a `ValueError`): bad options, nothing valid to prepare, `strict` problems.
         PrepareEnvironmentError (an `OSError`): the machine failed (disk full, read-only, permissions...);
             nothing was recorded for the videos in progress, and running again continues.
     """
-    label_set = get_label_set(label_set) if isinstance(label_set, str) else label_set
-    variants = tuple(variants) if variants is not None else (VARIANTS if label_set.name == "emotions" else ("all",))
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise ValueError(f"variants {unknown or variants} are not a non-empty subset of {VARIANTS}")
-    spec = VariantSpec(balanced_counts=balanced_counts, test_size=test_size, test_fraction=test_fraction, seed=seed)
+    options = PrepareOptions(**overrides) if options is None else dataclasses.replace(options, **overrides)
     out_dir = Path(out_dir)
     with _stop_on_environment_errors(out_dir):
-        return _prepare(source, out_dir, label_set, variants, spec, num_proc, proxy, proxy_options, processor,
-                        strict, link, progress,
-                        {"video_column": video_column, "label_column": label_column, "id_column": id_column,
-                         "labels_file": labels_file, "allow_outside_source": allow_outside_source})
+        return _prepare(source, out_dir, options)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One preparation: where it writes, what it reads and how, what the listing found, and the journal
+    of finished videos. `_prepare` makes it; `_process` and `_finish` work from it."""
+
+    out_dir: Path
+    source: Source
+    options: PrepareOptions
+    entries: list[SourceEntry]  # every listed row
+    valid: list[tuple[SourceEntry, str]]  # the rows to prepare, with their class name
+    problems: list[dict]  # what the listing refused, {video_id, origin, reason}
+    journal: Journal
+    preparation_id: str
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.out_dir / STATE_DIR / "tmp"
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -511,47 +426,35 @@ def _check_writable(out_dir: Path) -> None:
             probe.unlink()
 
 
-def _prepare(source, out_dir: Path, label_set: LabelSet, variants, spec, num_proc, proxy, proxy_options, processor,
-             strict, link, progress, source_options) -> PrepareResult:
-    src = open_source(source, **source_options)
+def _prepare(source, out_dir: Path, options: PrepareOptions) -> PrepareResult:
+    src = open_source(source, **options.source_options)
     if out_dir.resolve().is_relative_to(src.root.resolve()):
         raise PrepareError(f"{out_dir} is inside the source {src.root}; write the dataset folder elsewhere")
     _check_writable(out_dir)
-    entries, shard_problems = src.list()
+    label_set = options.labels
+    entries, source_problems = src.list()
     valid, problems = _triage(entries, label_set)
-    problems = [{"video_id": p.video_id, "origin": p.origin, "reason": p.reason} for p in shard_problems] + problems
-    if strict and problems:
+    problems = [{"video_id": p.video_id, "origin": p.origin, "reason": p.reason} for p in source_problems] + problems
+    if options.strict and problems:
         _raise_listing(problems, source)
-    if proxy and processor is None:
+    processor = options.processor
+    if options.proxy and processor is None:
         from ..processing_avcanet import AVCANetProcessor
 
         processor = AVCANetProcessor()
 
     state_dir = out_dir / STATE_DIR
-    preparation_id = _check_state(state_dir, {"source": src.describe(), "label_set": label_set.name})
-    tmp_dir = state_dir / "tmp"
-    shutil.rmtree(tmp_dir, ignore_errors=True)  # what an interrupted run left (it holds no finished work)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    journal = Journal(state_dir / JOURNAL_FILE)
-    settings = proxy_settings(proxy_options, processor) if proxy else None
+    preparation_id = _check_state(state_dir, {"source": src.identity(), "label_set": label_set.name})
+    run = _Run(out_dir=out_dir, source=src, options=options, entries=entries, valid=valid, problems=problems,
+               journal=Journal(state_dir / JOURNAL_FILE), preparation_id=preparation_id)
+    shutil.rmtree(run.tmp_dir, ignore_errors=True)  # what an interrupted run left (it holds no finished work)
+    run.tmp_dir.mkdir(parents=True, exist_ok=True)
+    settings = proxy_settings(options.proxy_options, processor) if options.proxy else None
     pending = [(entry, label) for entry, label in valid
-               if _needs_work(journal.records.get(entry.video_id), settings)]
-    common = {"link": link, "proxy": proxy, "proxy_options": proxy_options, "processor": processor}
-    bar = tqdm(total=len(valid), initial=len(valid) - len(pending), desc="prepare", unit="video", disable=not progress)
-    executor = ProcessPoolExecutor(num_proc, initializer=_worker_init) if num_proc > 1 and pending else None
-    try:
-        if isinstance(src, ParquetSource):
-            _process_parquet(src, pending, out_dir, tmp_dir, executor, journal, bar, common)
-        else:
-            _run_tasks(list(_tasks(pending, out_dir, tmp_dir, **common)), executor, journal, bar)
-    finally:
-        bar.close()
-        journal.close()
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
-        shutil.rmtree(tmp_dir, ignore_errors=True)  # frees the space of staged files after an error too
-    return _finish(out_dir, src, entries, valid, problems, journal, label_set, variants, spec, proxy,
-                   preparation_id=preparation_id)
+               if _needs_work(run.journal.records.get(entry.video_id), settings)]
+    _process(run, pending, {"link": options.link, "proxy": options.proxy, "proxy_options": options.proxy_options,
+                            "processor": processor})
+    return _finish(run)
 
 
 def _needs_work(record: dict | None, settings: dict | None) -> bool:
@@ -563,30 +466,105 @@ def _needs_work(record: dict | None, settings: dict | None) -> bool:
     return settings is not None and record.get("status") == "ok" and record.get("proxy_settings") != settings
 
 
-def _finish(out_dir, src, entries, valid, problems, journal, label_set, variants, spec, proxy,
-            preparation_id: str) -> PrepareResult:
+def _process(run: _Run, pending: list[tuple[SourceEntry, str]], common: dict) -> None:
+    """Stage, check (and proxy) the `pending` videos, batch by batch as the source hands their media over;
+    `common` are the `Task` fields every video shares."""
+    labels = {entry.video_id: label for entry, label in pending}
+    num_proc = run.options.num_proc
+    bar = tqdm(total=len(run.valid), initial=len(run.valid) - len(pending), desc="prepare", unit="video",
+               disable=not run.options.progress)
+    executor = ProcessPoolExecutor(num_proc, initializer=_worker_init) if num_proc > 1 and pending else None
+    try:
+        for batch in run.source.media([entry for entry, _ in pending]):
+            tasks = [task for entry, media in batch
+                     if (task := _staged_task(run, entry, labels[entry.video_id], media, common, bar)) is not None]
+            del batch  # its bytes are in the staged files now: one batch in memory at a time
+            _run_tasks(tasks, executor, run.journal, bar)
+    finally:
+        bar.close()
+        run.journal.close()
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+        shutil.rmtree(run.tmp_dir, ignore_errors=True)  # frees the space of staged files after an error too
+
+
+def _task(entry: SourceEntry, label: str, source_file: Path | None, out_dir: Path, tmp_dir: Path, **common) -> Task:
+    name = f"{entry.video_id}{entry.extension}"
+    return Task(video_id=entry.video_id, label=label, origin=entry.origin,
+                staged=str(tmp_dir / staging_dir(entry.video_id) / name),
+                source_file=None if source_file is None else str(source_file),
+                relative=f"videos/{shard_dir(entry.video_id)}/{name}", out_dir=str(out_dir), **common)
+
+
+def _staged_task(run: _Run, entry: SourceEntry, label: str, media: Media | SourceProblem, common: dict,
+                 bar) -> Task | None:
+    """The task of one video, with its bytes staged when the source read them (a file is staged by the
+    worker); None, journalled as skipped, when its media cannot be had."""
+    task = _task(entry, label, media if isinstance(media, Path) else None, run.out_dir, run.tmp_dir, **common)
+    reason = media.reason if isinstance(media, SourceProblem) else None
+    if isinstance(media, bytes):
+        reason = _write_staged(media, Path(task.staged))
+    if reason is None:
+        return task
+    run.journal.append({**_problem(entry, reason), "label": label, "status": "skipped"})
+    bar.update(1)
+    return None
+
+
+def _write_staged(data: bytes, staged: Path) -> str | None:
+    """Write a video's bytes to its staging file; why not when that is the file's fault. A machine error
+    (disk full) stops the run (`prepare`), nothing recorded."""
+    try:
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        staged.write_bytes(data)
+    except OSError as error:
+        if environment_errno(error) is not None:
+            raise
+        return f"cannot stage the video ({type(error).__name__}: {error})"
+    return None
+
+
+def _worker_init() -> None:
+    """Workers are forked: a torch thread pool the parent started (an MFCC computed there, a notebook's work)
+    would hang a child's first parallel op (OpenMP after fork), so each worker computes on one thread; the
+    parallelism is across workers."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def _run_tasks(tasks: list[Task], executor, journal: Journal, bar) -> None:
+    results = executor.map(process_video, tasks) if executor else map(process_video, tasks)
+    for record in results:
+        journal.append(record)
+        bar.update(1)
+
+
+def _finish(run: _Run) -> PrepareResult:
     """Draw the splits over the kept videos and write the metadata files, card and report."""
     import pyarrow as pa
 
+    out_dir, src, journal = run.out_dir, run.source, run.journal
+    label_set, variants, spec = run.options.labels, run.options.variant_names, run.options.spec
     # labels and origins come from the current listing: a label corrected in the source needs no redo
     records = [{**journal.records[entry.video_id], "label": label, "origin": entry.origin}
-               for entry, label in valid if entry.video_id in journal.records]
+               for entry, label in run.valid if entry.video_id in journal.records]
     kept = sorted((r for r in records if r["status"] == "ok"), key=lambda r: r["video_id"])
-    skipped = problems + [{k: r.get(k) for k in ("video_id", "origin", "reason")} for r in records
-                          if r["status"] != "ok"]
+    skipped = run.problems + [{k: r.get(k) for k in ("video_id", "origin", "reason")} for r in records
+                              if r["status"] != "ok"]
     if not kept:
-        report = _write_report(out_dir, {"source": src.describe(), "videos": 0}, skipped)
-        raise PrepareError(f"{src.root}: no valid video among {len(entries)} rows; the reasons are in {report}")
+        report = _write_report(out_dir, {"source": src.identity(), "videos": 0}, skipped)
+        raise PrepareError(f"{src.root}: no valid video among {len(run.entries)} rows; the reasons are in {report}")
     labels = [r["label"] for r in kept]
     splits = draw_splits([r["video_id"] for r in kept], labels, label_set.labels, variants, spec)
-    counts = describe(splits, labels, label_set.labels)
+    counts = split_class_counts(splits, labels, label_set.labels)
     empty = [f"{variant}/{split}" for variant, by_split in splits.items() for split in SPLITS if not len(by_split[split])]
     if empty:  # datasets cannot load a split without rows
         raise PrepareError(f"{src.root}: splits {empty} would be empty with {len(kept)} valid videos; use more "
                            "videos, a larger test fraction or a larger test size (the finished videos are kept)")
-    with_proxy = proxy or all("proxy_file_name" in r for r in kept)
+    with_proxy = run.options.proxy or all("proxy_file_name" in r for r in kept)
     features = dataset_features(label_set, with_proxy)
-    table = _metadata_table(kept, label_set, with_proxy, preparation_id)
+    table = _metadata_table(kept, label_set, with_proxy, run.preparation_id)
     files = {variant: {split: _write_metadata(table.take(pa.array(rows[split], type=pa.int64())), out_dir, variant,
                                               split) for split in SPLITS}
              for variant, rows in splits.items()}
@@ -596,9 +574,9 @@ def _finish(out_dir, src, entries, valid, problems, journal, label_set, variants
             stale.unlink()
     summary = {
         "source_kind": src.kind,
-        "source": src.describe(),
+        "source": src.identity(),
         "label_set": label_set.name,
-        "source_rows": len(entries),
+        "source_rows": len(run.entries),
         "videos": len(kept),
         "skipped": len(skipped),
         "skipped_by_reason": dict(Counter(_reason_kind(s["reason"]) for s in skipped)),
@@ -667,79 +645,4 @@ def _metadata_table(kept: list[dict], label_set: LabelSet, with_proxy: bool, pre
     return pa.table(columns).replace_schema_metadata({"emotions_hf_preparation_id": preparation_id})
 
 
-# --------------------------------------------------------------------------------------------------
-# Command line
-
-
-def _counts_argument(text: str) -> dict[str, int]:
-    try:
-        return {name.strip(): int(n) for name, n in (item.split("=") for item in text.split(",") if item.strip())}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected Class=N,Class=N, got {text!r}") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="parquet shards (data/*.parquet) or a folder of videos with labels")
-    parser.add_argument("out_dir", help="the dataset folder to write (load it with load_dataset(out_dir, config))")
-    parser.add_argument("--label-set", default="emotions", choices=sorted(LABEL_SETS),
-                        help="class names and polarity map (emotions, or the public sets ve8, ekman6, music_video)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the variant and split draws")
-    parser.add_argument("--variants", default=None,
-                        help=f"comma-separated configs to write, of {', '.join(VARIANTS)} (default: all three for "
-                             "emotions, 'all' otherwise)")
-    parser.add_argument("--balanced-counts", type=_counts_argument, default=None,
-                        help="videos per class of the balanced variant, e.g. Excitation=4000,Neutral=3000 "
-                             "(the default); other classes are taken whole")
-    parser.add_argument("--test-size", type=int, default=TEST_VARIANT_SIZE, help="videos in the test variant")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each class in a test split")
-    parser.add_argument("--num-proc", type=int, default=1, help="processes validating the videos")
-    parser.add_argument("--proxy", action="store_true", help="also write training proxies and the MFCC cache")
-    parser.add_argument("--processor", default=None,
-                        help="folder of a saved AVCANetProcessor whose MFCC settings the cache uses (with --proxy)")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with an error listing bad labels, duplicate ids, missing files and unreadable "
-                             "shards instead of skipping them")
-    parser.add_argument("--link", action="store_true", help="hard-link videos of a folder source instead of copying")
-    parser.add_argument("--video-column", default=None, help="parquet column with the video bytes (detected)")
-    parser.add_argument("--label-column", default=None, help="parquet / labels-file column with the label (detected)")
-    parser.add_argument("--id-column", default=None, help="parquet / labels-file column with the id or file name")
-    parser.add_argument("--labels-file", default=None, help="labels CSV/JSON of a folder source (found by name)")
-    parser.add_argument("--allow-outside-source", action="store_true",
-                        help="let the labels file name videos outside the source folder (absolute or ../ paths); "
-                             "refused by default, since the prepared folder is meant to be shared")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    processor = None
-    if args.processor:
-        from ..processing_avcanet import AVCANetProcessor
-
-        processor = AVCANetProcessor.from_pretrained(args.processor)
-    try:
-        result = prepare(
-            args.source, args.out_dir, label_set=args.label_set, seed=args.seed,
-            variants=args.variants.split(",") if args.variants else None, balanced_counts=args.balanced_counts,
-            test_size=args.test_size, test_fraction=args.test_fraction, num_proc=args.num_proc, proxy=args.proxy,
-            processor=processor, strict=args.strict, link=args.link, video_column=args.video_column,
-            label_column=args.label_column, id_column=args.id_column, labels_file=args.labels_file,
-            progress=not args.no_progress, allow_outside_source=args.allow_outside_source,
-        )
-    except ValueError as error:  # PrepareError, SourceError and bad options: a message, not a traceback
-        print(f"emotions-hf prepare: error: {error}", file=sys.stderr)
-        return 2
-    except PrepareEnvironmentError as error:  # disk full, read-only, permissions: fix it and run again
-        print(f"emotions-hf prepare: error: {error}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    except OSError as error:  # any other file error (a name too long, a folder that is a file...)
-        print(f"emotions-hf prepare: error: {error}", file=sys.stderr)
-        return 1
-    print(f"{result.out_dir}: {result.videos} videos, {len(result.skipped)} skipped "
-          f"(report: {result.report_path})")
-    for variant, by_split in result.counts.items():
-        print(f"  {variant}: " + ", ".join(f"{split} {sum(c.values())}" for split, c in by_split.items()))
-    return 0
-
-
-__all__ = ["PrepareEnvironmentError", "PrepareError", "PrepareResult", "add_arguments", "prepare", "process_video",
-           "run"]
+__all__ = ["PrepareEnvironmentError", "PrepareError", "PrepareResult", "prepare", "process_video"]

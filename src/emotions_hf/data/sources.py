@@ -1,8 +1,10 @@
 """Where the videos come from: the official parquet shards, or a folder of videos with labels.
 
-A source is listed first (ids, raw labels, where each video lives; no media read), so that label,
-duplicate and missing-file problems are known before any work starts. Media are read later, one
-parquet row group or one file at a time.
+Every kind of source is a `Source`: it is listed first (ids, raw labels, where each video lives; no
+media read), so that label, duplicate and missing-file problems are known before any work starts; its
+media are handed over later in batches (a parquet row group's bytes, or a folder's files to copy).
+`open_source` picks the kind for a path among `SOURCE_TYPES`; a new kind is a class with `Source`'s
+members, registered with `register_source` (`prepare` needs no change).
 
 Layouts:
 - parquet: `data/*.parquet` (or `*.parquet`) with one row per video and the mp4 bytes in a column
@@ -25,9 +27,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 from ..errors import environment_errno
 
@@ -57,19 +60,48 @@ class SourceEntry:
 
     @property
     def extension(self) -> str:
-        """File extension the video keeps in the dataset folder (parquet bytes are mp4, SPEC §2)."""
+        """File extension the video keeps in the dataset folder (the official release's bytes are mp4)."""
         suffix = self.path.suffix.lower() if self.path is not None else ""
         return suffix if suffix in VIDEO_EXTENSIONS else ".mp4"
 
 
 @dataclass(frozen=True)
 class SourceProblem:
-    """A shard that cannot be read (its rows are unknown, so it is reported as a whole), or a row of a
-    labels file that cannot be listed (`video_id` then names it where it is known)."""
+    """A shard that cannot be read (its rows are unknown, so it is reported as a whole), a row of a
+    labels file that cannot be listed (`video_id` then names it where it is known), or a listed video
+    whose media cannot be had (a damaged row group, a row without bytes)."""
 
     origin: str
     reason: str
     video_id: str | None = None
+
+
+Media = Path | bytes
+"""One video as its source hands it over: a file, which the worker checking the video copies or
+hard-links into its staging file (nothing read in the main process), or its bytes, read by the source."""
+
+
+class Source(Protocol):
+    """What `prepare` asks of a source, whatever its kind; `open_source` builds one."""
+
+    kind: ClassVar[str]  # `parquet`, `folder`: the report's `source_kind`
+    OPTIONS: ClassVar[tuple[str, ...]]  # the `open_source` keywords the constructor takes after `root`
+    root: Path
+
+    @classmethod
+    def recognizes(cls, root: Path) -> bool:
+        """Whether the existing path `root` is a source of this kind."""
+
+    def identity(self) -> dict:
+        """What this source is (kind, resolved root and how it is read): a dataset folder keeps the identity
+        of the source it was prepared from and refuses another; the report quotes it."""
+
+    def list(self) -> tuple[list[SourceEntry], list[SourceProblem]]:
+        """Every video with its id, raw label and origin (no media read), and what cannot be listed."""
+
+    def media(self, entries: Sequence[SourceEntry]) -> Iterator[list[tuple[SourceEntry, Media | SourceProblem]]]:
+        """The media of `entries` (some of this source's listing), batch by batch: a batch is what the
+        source reads at once, and it is staged before the next is asked for, which bounds the memory."""
 
 
 def video_id_of(name: str) -> str:
@@ -111,6 +143,11 @@ class ParquetSource:
     """Parquet shards with the mp4 bytes in a column, read row group by row group."""
 
     kind = "parquet"
+    OPTIONS = ("video_column", "label_column", "id_column")  # the `open_source` keywords it takes
+
+    @classmethod
+    def recognizes(cls, root: Path) -> bool:
+        return root.is_dir() and (any((root / "data").glob("*.parquet")) or any(root.glob("*.parquet")))
 
     def __init__(self, root: str | Path, video_column: str | None = None, label_column: str | None = None,
                  id_column: str | None = None):
@@ -124,7 +161,7 @@ class ParquetSource:
         self._given = (video_column, label_column, id_column)
         self._columns: ParquetColumns | None = None
 
-    def describe(self) -> dict:
+    def identity(self) -> dict:
         return {"kind": self.kind, "root": str(self.root.resolve()), "shards": [s.name for s in self.shards],
                 "columns": dict(zip(("video", "label", "id"), self._given))}
 
@@ -190,6 +227,27 @@ class ParquetSource:
                 problems.append(SourceProblem(where, f"unreadable parquet shard ({type(error).__name__}: {error})"))
         return entries, problems
 
+    def media(self, entries: Sequence[SourceEntry]) -> Iterator[list[tuple[SourceEntry, Media | SourceProblem]]]:
+        """Row group by row group: only one row group's bytes are in memory at a time."""
+        by_group: dict[tuple[Path, int], list[SourceEntry]] = {}
+        for entry in entries:
+            by_group.setdefault((entry.shard, entry.row_group), []).append(entry)
+        for (shard, group), members in by_group.items():
+            yield self._group_media(shard, group, members)  # not kept here: the caller drops it when staged
+
+    def _group_media(self, shard: Path, group: int,
+                     members: list[SourceEntry]) -> list[tuple[SourceEntry, Media | SourceProblem]]:
+        import pyarrow as pa
+
+        try:
+            blobs = self.read_videos(shard, group)
+        except (pa.ArrowException, OSError) as error:  # a damaged row group: its rows are skipped with the reason
+            if environment_errno(error) is not None:  # unless the machine failed: the run stops (see prepare)
+                raise
+            reason = f"unreadable row group {group} ({type(error).__name__}: {error})"
+            return [(entry, SourceProblem(entry.origin, reason, entry.video_id)) for entry in members]
+        return [(entry, _row_media(entry, blobs[entry.row])) for entry in members]
+
     def read_videos(self, shard: Path, row_group: int) -> list[bytes | None]:
         """The video bytes of one row group, in row order (None where a row holds no bytes)."""
         import pyarrow.parquet as pq
@@ -197,6 +255,15 @@ class ParquetSource:
         columns = self._columns
         values = pq.ParquetFile(shard).read_row_group(row_group, columns=[columns.video]).column(0).to_pylist()
         return [value.get("bytes") if isinstance(value, dict) else value for value in values]
+
+
+def _row_media(entry: SourceEntry, blob) -> Media | SourceProblem:
+    """A row's video bytes, or why the row has none."""
+    if not blob:
+        return SourceProblem(entry.origin, "no video bytes in the row", entry.video_id)
+    if not isinstance(blob, bytes | bytearray):
+        return SourceProblem(entry.origin, f"the video column holds {type(blob).__name__}, not bytes", entry.video_id)
+    return bytes(blob)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,6 +315,12 @@ class FolderSource:
     """A folder of videos labelled by a labels file, UCF101-style lists or class subfolders."""
 
     kind = "folder"
+    OPTIONS = ("labels_file", "label_column", "id_column", "allow_outside_source")
+
+    @classmethod
+    def recognizes(cls, root: Path) -> bool:
+        """Any path no other kind takes: it is read as a folder, and refused with the reason if it is none."""
+        return True
 
     def __init__(self, root: str | Path, labels_file: str | Path | None = None, label_column: str | None = None,
                  id_column: str | None = None, allow_outside_source: bool = False):
@@ -257,7 +330,7 @@ class FolderSource:
         self.labels_file = Path(labels_file) if labels_file else self._find_labels_file()
         self.label_column = label_column
         self.id_column = id_column
-        self.allow_outside_source = allow_outside_source
+        self.allow_outside_source = bool(allow_outside_source)
 
     def _find_labels_file(self) -> Path | None:
         for name in LABEL_FILES:
@@ -273,9 +346,13 @@ class FolderSource:
             return "ucf101"
         return "class-folders"
 
-    def describe(self) -> dict:
+    def identity(self) -> dict:
         return {"kind": self.kind, "root": str(self.root.resolve()), "layout": self.layout,
                 "labels_file": str(self.labels_file) if self.labels_file else None}
+
+    def media(self, entries: Sequence[SourceEntry]) -> Iterator[list[tuple[SourceEntry, Media | SourceProblem]]]:
+        """One batch: the files themselves, copied or linked by the workers, so nothing is read here."""
+        yield [(entry, entry.path) for entry in entries]
 
     def list(self) -> tuple[list[SourceEntry], list[SourceProblem]]:
         if self.layout == "labels-file":
@@ -421,18 +498,28 @@ class FolderSource:
         return entries
 
 
-def open_source(root: str | Path, **options) -> ParquetSource | FolderSource:
-    """The source at `root`: parquet shards if there are any, else a folder of videos."""
+# The kinds `open_source` tries, in order; the first that recognizes the path opens it. FolderSource,
+# which takes any path, stays last.
+SOURCE_TYPES: list[type[Source]] = [ParquetSource, FolderSource]
+
+
+def register_source(source_type: type[Source]) -> type[Source]:
+    """Make `open_source` try the `Source` class `source_type` before the kinds known so far; usable as a
+    class decorator. `prepare` then reads such sources like any other."""
+    SOURCE_TYPES.insert(0, source_type)
+    return source_type
+
+
+def open_source(root: str | Path, **options) -> Source:
+    """The source at `root`, of the first kind in `SOURCE_TYPES` that recognizes it (parquet shards if
+    there are any, else a folder of videos); each kind takes the `options` it knows, None ones as unset."""
     root = Path(root)
     if not root.exists():
         raise SourceError(f"{root}: no such source")
-    parquet_options = {k: options.get(k) for k in ("video_column", "label_column", "id_column")}
-    folder_options = {k: options.get(k) for k in ("labels_file", "label_column", "id_column")}
-    folder_options["allow_outside_source"] = bool(options.get("allow_outside_source", False))
-    if root.is_dir() and (any((root / "data").glob("*.parquet")) or any(root.glob("*.parquet"))):
-        return ParquetSource(root, **parquet_options)
-    return FolderSource(root, **folder_options)
+    source_type = next(kind for kind in SOURCE_TYPES if kind.recognizes(root))
+    return source_type(root, **{name: value for name, value in options.items()
+                                if name in source_type.OPTIONS and value is not None})
 
 
-__all__ = ["FolderSource", "ParquetSource", "SourceEntry", "SourceError", "SourceProblem",
-           "open_source", "video_id_of", "walk_files"]
+__all__ = ["SOURCE_TYPES", "FolderSource", "Media", "ParquetSource", "Source", "SourceEntry", "SourceError",
+           "SourceProblem", "open_source", "register_source", "video_id_of", "walk_files"]

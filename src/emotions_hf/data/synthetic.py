@@ -11,7 +11,7 @@ grey square vary so that no two videos are identical.
 
 Layouts (all accepted by `emotions-hf prepare`):
 - `parquet`: `data/eMotions_chunk_000.parquet`, ... with columns `file_name`, `label` and the mp4
-  bytes in `video_data`, like the official release on the Hub (SPEC §2).
+  bytes in `video_data`, like the official release on the Hub (`Conna/eMotions`).
 - `folder`: class subfolders `<Class>/<video_id>.mp4`.
 - `csv`: `videos/<video_id>.mp4` with `labels.csv` (`video_id,label`).
 - `ucf101`: `<Class>/<video_id>.mp4` with the authors' `classInd.txt`, `trainlist01.txt`, `testlist01.txt`.
@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import EMOTIONS, LabelSet, get_label_set
+from ..paper import SAMPLE_RATE  # the rate the processor reads: no resampling
 from ..video_writer import write_video
 
 LAYOUTS = ("parquet", "folder", "csv", "ucf101")
-SAMPLE_RATE = 44_100
 LOW_BAND_HZ = (200.0, 450.0)
 HIGH_BAND_HZ = (2_000.0, 3_500.0)
 # Kinds of broken file, cycled through: cut mid-stream, not a video at all, empty.
@@ -248,25 +248,5 @@ def _write_label_files(root: Path, layout: str, plan, label_set: LabelSet, seed:
         (root / "testlist01.txt").write_text("".join(f"{v.label}/{v.video_id}.mp4\n" for v in test))
 
 
-def make_dataset(out_dir: str | Path, videos_per_class: int = 20, seed: int = 0, layout: str = "parquet",
-                 num_proc: int = 1, progress: bool = False, **options) -> Path:
-    """Generate a synthetic source in `out_dir/source` and prepare it into `out_dir/emotions`; returns
-    the dataset folder, ready for `load_dataset(folder, "all" | "balanced" | "test")`.
-
-    The variants are scaled down to the small balanced source: `balanced` keeps half of the Excitation
-    and Neutral videos, `test` half of all videos; splits are the usual 20 %. `options` go to `generate`.
-    """
-    from .prepare import prepare
-
-    out_dir = Path(out_dir)
-    if videos_per_class < 5:
-        raise ValueError(f"videos_per_class={videos_per_class}: at least 5 so that every split has videos")
-    source = generate(out_dir / "source", videos_per_class=videos_per_class, layout=layout, seed=seed, **options)
-    half = videos_per_class // 2
-    folder = out_dir / "emotions"
-    prepare(source.root, folder, label_set=source.label_set, seed=seed, num_proc=num_proc, progress=progress,
-            balanced_counts={"Excitation": half, "Neutral": half}, test_size=len(source.videos) // 2)
-    return folder
-
-
-__all__ = ["LAYOUTS", "SyntheticSource", "SyntheticVideo", "class_cues", "generate", "make_dataset", "render_audio", "render_frames"]
+__all__ = ["LAYOUTS", "SyntheticSource", "SyntheticVideo", "class_cues", "generate", "render_audio",
+           "render_frames"]

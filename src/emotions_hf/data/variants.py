@@ -1,4 +1,4 @@
-"""The eMotions variants and their train/test splits, drawn deterministically from a seed (SPEC §2).
+"""The eMotions variants and their train/test splits, drawn deterministically from a seed.
 
 Variants (paper §3.6), each drawn from the full set:
 - `all`: every video.
@@ -93,7 +93,7 @@ def largest_remainder(weights: Mapping[str, int], total: int) -> dict[str, int]:
 def variant_counts(class_counts: Mapping[str, int], variant: str, spec: VariantSpec | None = None) -> dict[str, int]:
     """Videos per class in `variant`, given the full set's `class_counts`.
 
-    Requests larger than a class (a small source) take the whole class; `describe` reports them.
+    Requests larger than a class (a small source) take the whole class; `split_class_counts` reports them.
     """
     spec = spec or VariantSpec()
     if variant == "all":
@@ -148,8 +148,8 @@ def draw_splits(video_ids: Sequence[str], labels: Sequence[str], label_names: Se
     return result
 
 
-def describe(splits: Mapping[str, Mapping[str, np.ndarray]], labels: Sequence[str],
-             label_names: Sequence[str] = EMOTIONS.labels) -> dict[str, dict[str, dict[str, int]]]:
+def split_class_counts(splits: Mapping[str, Mapping[str, np.ndarray]], labels: Sequence[str],
+                       label_names: Sequence[str] = EMOTIONS.labels) -> dict[str, dict[str, dict[str, int]]]:
     """Per-class counts {variant: {split: {class: n}}}, for the dataset card and the tests."""
     labels = np.asarray(labels, dtype=object)
     return {
@@ -169,9 +169,9 @@ __all__ = [
     "TEST_VARIANT_SIZE",
     "VARIANTS",
     "VariantSpec",
-    "describe",
     "draw_splits",
     "held_out_count",
     "largest_remainder",
+    "split_class_counts",
     "variant_counts",
 ]

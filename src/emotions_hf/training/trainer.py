@@ -1,0 +1,390 @@
+"""`AVCANetTrainer`: the `Trainer` for AV-CANet on datasets of videos.
+
+It logs the fused / visual / audio losses, weighs every video the same across gradient accumulation and
+processes, writes the paper's metrics (JSON + confusion matrix PNG) at each evaluation, resumes from the last
+*complete* checkpoint, and keeps a model card and the remote code in the Hub folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from transformers import Trainer, TrainerCallback
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.utils import logging
+
+from ..metrics import compute_emotion_metrics, scalar_metrics, write_evaluation
+from ..model_card import write_model_card
+from ..modeling_avcanet import AVCANetVideoClassifierOutput, zero_loss_touching
+from .arguments import AVCANetTrainingArguments
+from .checkpoints import checkpoint_is_complete, ensure_writable, last_complete_checkpoint
+from .data import SKIPPED_KEY, AVCANetDataCollator, VideoClipDataset
+from .unreadable import UnreadableTally
+
+logger = logging.get_logger(__name__)
+
+LOSS_TERMS = ("fused_loss", "visual_loss", "audio_loss")
+IGNORED_LABEL = -100  # the label of an unreadable video's placeholder row in evaluation
+
+
+class _EpochSeedCallback(TrainerCallback):
+    """Tell the training dataset the epoch (for the augmentation seeds) before the epoch's workers start."""
+
+    def __init__(self, dataset: VideoClipDataset):
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is fractional (e.g. 1.5 when resuming mid-epoch); round off float noise first.
+        self.dataset.set_epoch(math.floor(round(state.epoch or 0.0, 6)))
+
+
+class _UnreadableCheckCallback(TrainerCallback):
+    """Judge the share of unreadable training videos over each whole epoch, then start counting afresh."""
+
+    def __init__(self, trainer: AVCANetTrainer):
+        self.trainer = trainer
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        epoch = math.floor(round(state.epoch or 0.0, 6))
+        self.trainer._train_tally = UnreadableTally(f"training epoch {epoch}")
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.trainer._train_tally.check(self.trainer._max_unreadable_fraction, final=True)
+
+
+def _as_os_error(error: Exception, folder) -> Exception:
+    """The `OSError` behind a safetensors write error ("... (os error 28)"), or the error itself."""
+    found = re.search(r"os error (\d+)", str(error))
+    if found is None:
+        return error
+    code = int(found.group(1))
+    return OSError(code, f"cannot write the weights into {folder} ({os.strerror(code)})")
+
+
+def per_sample_loss(outputs, labels, num_items_in_batch=None):
+    """`AVCANetTrainer`'s `compute_loss_func`: the model's micro-batch mean loss, weighted by the
+    micro-batch's share of the `num_items_in_batch` videos of the whole optimiser step, so every video
+    weighs the same.
+
+    `compute_loss_func` is the Trainer's documented hook for a loss normalised over the optimiser step: given
+    one, it counts the labels of all accumulation steps and processes and no longer divides each micro-batch's
+    mean loss by the accumulation steps, which weighs videos unequally as soon as micro-batches differ in size
+    (a dropped bad video, a short last batch).
+    """
+    if num_items_in_batch is None:
+        return outputs.loss
+    return outputs.loss * (labels.shape[0] / num_items_in_batch)
+
+
+class AVCANetTrainer(Trainer):
+    """`Trainer` for `AVCANetForVideoClassification` on datasets of videos (see the module docstring).
+
+    Args beyond `Trainer`'s: `processing_class` is the `AVCANetProcessor` (required unless a `data_collator`
+    is given); `compute_loss_func` (default `per_sample_loss`) gets the model's outputs with their loss
+    already computed from the labels; `model_card_kwargs` (dataset, dataset_config, compare_with,
+    base_models, model_name) describe the run in the model card. Datasets may be plain `datasets.Dataset`s:
+    they are wrapped in `VideoClipDataset` here.
+    """
+
+    def __init__(
+        self,
+        model=None,
+        args=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        data_collator=None,
+        compute_metrics=None,
+        compute_loss_func=None,
+        model_card_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        args = args if args is not None else AVCANetTrainingArguments(output_dir="avcanet-output")
+        if args.remove_unused_columns:
+            raise ValueError(
+                "AVCANetTrainer needs remove_unused_columns=False: the collator reads the `video` "
+                "column, which the model's forward does not take"
+            )
+        if args.dataloader_persistent_workers:
+            raise ValueError(
+                "AVCANetTrainer needs dataloader_persistent_workers=False: persistent workers keep "
+                "the epoch of their first copy of the dataset, and the augmentation seeds need the "
+                "current one"
+            )
+        if args.should_save:  # before the Trainer creates it, with a message that says what to do
+            ensure_writable(args.output_dir)
+        if data_collator is None:
+            if processing_class is None:
+                raise ValueError(
+                    "AVCANetTrainer needs the processor (processing_class=AVCANetProcessor) or a "
+                    "data_collator to turn videos into tensors"
+                )
+            skip = getattr(args, "skip_bad_videos", True)
+            seed = args.data_seed if args.data_seed is not None else args.seed
+            data_collator = AVCANetDataCollator(processing_class, seed=seed, skip_bad_videos=skip)
+        if train_dataset is not None and not isinstance(train_dataset, VideoClipDataset):
+            train_dataset = VideoClipDataset(train_dataset, training=True)
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=self._as_eval_dataset(eval_dataset),
+            processing_class=processing_class,
+            data_collator=data_collator,
+            compute_metrics=compute_metrics or self._emotion_metrics,
+            compute_loss_func=compute_loss_func or per_sample_loss,
+            **kwargs,
+        )
+        if isinstance(self.train_dataset, VideoClipDataset):
+            self.add_callback(_EpochSeedCallback(self.train_dataset))
+        self.model_card_kwargs = dict(model_card_kwargs or {})
+        self.last_evaluation: dict | None = None
+        self._metric_key_prefix = "eval"
+        # Per loss term: (sum of term x batch size, number of samples) since the last training log.
+        self._loss_sums = torch.zeros(2, len(LOSS_TERMS))
+        self._skipped_count = 0
+        self._train_tally = UnreadableTally("training")
+        self._eval_tally = UnreadableTally("evaluation")
+        self.add_callback(_UnreadableCheckCallback(self))
+
+    @staticmethod
+    def _as_eval_dataset(dataset):
+        if dataset is None or isinstance(dataset, VideoClipDataset):
+            return dataset
+        if isinstance(dataset, dict):
+            return {name: AVCANetTrainer._as_eval_dataset(part) for name, part in dataset.items()}
+        return VideoClipDataset(dataset, training=False)
+
+    # ---- loss ----
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's loss (it gets the labels), normalised by `compute_loss_func` over the whole optimiser
+        step; a micro-batch with no readable video gets a zero loss instead."""
+        labels = inputs["labels"]
+        if labels.numel() == 0:
+            # Every video of this micro-batch was unreadable: a zero loss that still touches every parameter,
+            # so DDP's gradient all-reduce sees the same parameters on every process, and no logits.
+            loss = zero_loss_touching(p for p in model.parameters() if p.requires_grad)
+            num_labels = self.accelerator.unwrap_model(model).config.num_labels
+            outputs = AVCANetVideoClassifierOutput(loss=loss, logits=loss.new_zeros(0, num_labels))
+            return (loss, outputs) if return_outputs else loss
+        outputs = model(**inputs)
+        loss = self.compute_loss_func(outputs, labels, num_items_in_batch=num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            # num_items_in_batch counts every process's samples and DDP averages the gradients: undo the
+            # average, as `Trainer.compute_loss` does.
+            loss = loss * self.accelerator.num_processes
+        if model.training:
+            self._record_loss_terms(outputs, labels.shape[0])
+        return (loss, outputs) if return_outputs else loss
+
+    def _record_loss_terms(self, outputs, batch_size: int) -> None:
+        # Accumulated on the loss's device without `.item()`, so a GPU step never waits for a host sync.
+        for column, name in enumerate(LOSS_TERMS):
+            value = getattr(outputs, name, None)
+            if value is not None:
+                self._loss_sums = self._loss_sums.to(value.device)
+                self._loss_sums[0, column] += value.detach().float() * batch_size
+                self._loss_sums[1, column] += batch_size
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        inputs, skipped = self._take_skipped(inputs)
+        self._train_tally.add(len(inputs["labels"]), skipped)
+        self._train_tally.check(self._max_unreadable_fraction)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    @property
+    def _max_unreadable_fraction(self) -> float:
+        return getattr(self.args, "max_unreadable_fraction", 1.0)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """`Trainer.prediction_step`, with one placeholder row (label -100, left out of the metrics) per
+        skipped video: every process must hand the same number of rows to the gather of the predictions."""
+        inputs, skipped = self._take_skipped(inputs)
+        self._eval_tally.add(len(inputs["labels"]), skipped)
+        self._eval_tally.check(self._max_unreadable_fraction)
+        loss, logits, labels = super().prediction_step(
+            model, inputs, prediction_loss_only, ignore_keys=ignore_keys
+        )
+        if skipped and logits is not None:
+            logits = torch.cat([logits, logits.new_zeros(len(skipped), logits.shape[-1])])
+            labels = torch.cat([labels, labels.new_full((len(skipped),), IGNORED_LABEL)])
+        return loss, logits, labels
+
+    def _take_skipped(self, inputs: dict) -> tuple[dict, list[str]]:
+        """Remove, count and log the collator's list of skipped videos; return the inputs and that list."""
+        inputs = dict(inputs)
+        skipped = inputs.pop(SKIPPED_KEY, [])
+        for description in skipped:
+            logger.warning(f"skipped an unreadable video: {description}")
+        self._skipped_count += len(skipped)
+        return inputs, skipped
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the mean fused / visual / audio losses and the skipped-video count to each training log."""
+        if "loss" in logs:  # a training log; every process gets here (the Trainer gathers the loss first)
+            totals = torch.cat(
+                [self._loss_sums.flatten().to(self.args.device),
+                 torch.tensor([self._skipped_count], dtype=torch.float32, device=self.args.device)]
+            )
+            totals = self.accelerator.reduce(totals, reduction="sum").cpu()
+            sums, counts = totals[:-1].view(2, len(LOSS_TERMS))
+            for name, total, count in zip(LOSS_TERMS, sums.tolist(), counts.tolist()):
+                if count:
+                    logs[name] = round(total / count, 4)
+            logs[SKIPPED_KEY] = int(totals[-1].item())
+            self._loss_sums.zero_()
+        super().log(logs, start_time)
+
+    # ---- evaluation ----
+
+    def _inference_ignore_keys(self, ignore_keys):
+        """Keep only the fused logits from the outputs: the metrics need nothing else."""
+        if ignore_keys is not None:
+            return ignore_keys
+        return ["visual_logits", "audio_logits", *LOSS_TERMS]
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        """`Trainer.evaluation_loop`, refusing to report metrics when too many videos could not be read."""
+        self._eval_tally = UnreadableTally(f"{metric_key_prefix} ({description})")
+        output = super().evaluation_loop(
+            dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+        )
+        self._eval_tally.check(self._max_unreadable_fraction, final=True)
+        return output
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        self._metric_key_prefix = metric_key_prefix
+        return super().evaluate(
+            self._as_eval_dataset(eval_dataset), self._inference_ignore_keys(ignore_keys), metric_key_prefix
+        )
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test"):
+        self._metric_key_prefix = metric_key_prefix
+        return super().predict(
+            self._as_eval_dataset(test_dataset), self._inference_ignore_keys(ignore_keys), metric_key_prefix
+        )
+
+    def label_names_in_order(self) -> list[str]:
+        config = self.accelerator.unwrap_model(self.model).config
+        return [config.id2label[i] for i in range(config.num_labels)]
+
+    def _emotion_metrics(self, eval_prediction) -> dict[str, float]:
+        """`compute_metrics`: the paper's metrics, written as JSON + PNG into `<output_dir>/evaluation`."""
+        self._eval_tally.check(self._max_unreadable_fraction, final=True)  # before any metric is written
+        logits = eval_prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        read = eval_prediction.label_ids != IGNORED_LABEL  # placeholders of unreadable videos
+        metrics = compute_emotion_metrics(
+            np.argmax(logits[read], axis=-1), eval_prediction.label_ids[read], self.label_names_in_order()
+        )
+        # Evaluations during training are named by step; a stand-alone one (nothing trained) by its prefix.
+        step = self.state.global_step
+        name = f"{self._metric_key_prefix}-step-{step}" if step else self._metric_key_prefix
+        self.last_evaluation = {
+            "split": self._metric_key_prefix,
+            "step": self.state.global_step,
+            "metrics": metrics,
+        }
+        if self.is_world_process_zero():
+            write_evaluation(
+                metrics,
+                Path(self.args.output_dir) / "evaluation",
+                name,
+                title=f"{self._metric_key_prefix}, step {step}",
+            )
+            if self.args.push_to_hub:
+                self.create_model_card()
+        return scalar_metrics(metrics)
+
+    # ---- training, saving, Hub ----
+
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
+        """`Trainer.train`; `resume_from_checkpoint=True` takes the newest completely written checkpoint."""
+        if resume_from_checkpoint is True:
+            checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if checkpoint is None:
+                raise ValueError(f"no complete checkpoint to resume from in {self.args.output_dir}")
+            resume_from_checkpoint = str(checkpoint)
+        elif resume_from_checkpoint and not checkpoint_is_complete(resume_from_checkpoint):
+            raise ValueError(
+                f"{resume_from_checkpoint}: not a complete checkpoint (no readable trainer_state.json "
+                "and weights); pass resume_from_checkpoint=True to take the newest complete one"
+            )
+        if self.args.push_to_hub and self.is_world_process_zero():
+            self._stage_hub_folder()
+        result = super().train(
+            resume_from_checkpoint=resume_from_checkpoint,
+            trial=trial,
+            ignore_keys_for_eval=ignore_keys_for_eval,
+            **kwargs,
+        )
+        if self._skipped_count:
+            logger.warning(
+                f"{self._skipped_count} unreadable video(s) were skipped on this process; see the "
+                "warnings above for which"
+            )
+        return result
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """`Trainer._save`, with safetensors' I/O failures (a full disk) raised as the `OSError` they are."""
+        try:
+            super()._save(output_dir, state_dict)
+        except SafetensorError as error:
+            raise _as_os_error(error, output_dir or self.args.output_dir) from error
+
+    def _stage_hub_folder(self) -> None:
+        """Put the code, config (with auto_map), processor and model card in `output_dir` before training:
+        the Trainer's checkpoint pushes upload that folder but only refresh its weights and config."""
+        output_dir = Path(self.args.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        model = self.accelerator.unwrap_model(self.model)
+        custom_object_save(model, output_dir, config=model.config)
+        model.config.save_pretrained(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        self.create_model_card()
+
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset: str | None = None,
+        dataset_args: str | None = None,
+        finetuned_from: str | None = None,
+        tags: str | list[str] | None = None,
+        **_unused,
+    ) -> None:
+        """Write the emotions-hf model card (README.md) into `output_dir`, with the latest evaluation.
+
+        Replaces the Trainer's generic card; keeps its signature (so `push_to_hub(**kwargs)` works) and
+        falls back to `model_card_kwargs` for what is not given.
+        """
+        if not self.is_world_process_zero():
+            return
+        options = dict(self.model_card_kwargs)
+        for key, value in (
+            ("model_name", model_name),
+            ("dataset", dataset),
+            ("dataset_config", dataset_args),
+        ):
+            if value is not None:
+                options[key] = value
+        if finetuned_from is not None:
+            options["base_models"] = [finetuned_from]
+        if tags is not None:
+            options["tags"] = [tags] if isinstance(tags, str) else list(tags)
+        if self.args.hub_model_id:
+            options.setdefault("model_reference", self.args.hub_model_id)
+        evaluation = self.last_evaluation
+        if evaluation is not None:
+            options["metrics"] = evaluation["metrics"]
+            options["split"] = evaluation["split"]
+        config = self.accelerator.unwrap_model(self.model).config
+        write_model_card(self.args.output_dir, config, training_args=self.args, **options)
