@@ -46,7 +46,7 @@ class VideoClipDataset(Dataset):
         return {"row": self.rows[index], "index": int(index), "epoch": self.epoch, "training": self.training}
 
 
-def _describe(row: dict, error: VideoReadError) -> str:
+def _skip_description(row: dict, error: VideoReadError) -> str:
     video_id = row.get("video_id")
     return f"{video_id} ({error})" if video_id is not None else str(error)
 
@@ -77,7 +77,7 @@ class AVCANetDataCollator:
             except VideoReadError as error:
                 if not self.skip_bad_videos:
                     raise
-                skipped.append(_describe(row, error))
+                skipped.append(_skip_description(row, error))
                 continue
             labels.append(int(row["label"]))
         batch = {}
