@@ -36,8 +36,7 @@ from emotions_hf.pipeline_video_emotion import VideoEmotionPipeline
 from emotions_hf.processing_avcanet import AVCANetProcessor
 from emotions_hf.video_writer import write_video
 
-# The demo presets live next to examples/train.py; appended, since examples/evaluate.py would shadow the
-# `evaluate` library.
+# The demo presets live next to examples/train.py.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "examples"))
 from presets import SMALL_CONFIG
 

@@ -139,7 +139,9 @@ def parse_arguments(argv: list[str]):
     parser = HfArgumentParser((DataArguments, ModelArguments, AVCANetTrainingArguments))
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])
-    data_args, _ = HfArgumentParser(DataArguments).parse_args_into_dataclasses(
+    # A first look at the data arguments alone, to pick the defaults; without its own --help, so that
+    # --help reaches the full parser and lists every argument.
+    data_args, _ = HfArgumentParser(DataArguments, add_help=False).parse_args_into_dataclasses(
         argv, return_remaining_strings=True
     )
     if data_args.dataset is None:  # the embedded default trains the small config with its own recipe

@@ -8,8 +8,7 @@ import torch
 from emotions_hf.video_writer import write_video
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-# `from presets import ...` in the tests: the demo presets live next to examples/train.py (appended, since
-# examples/evaluate.py would shadow the `evaluate` library).
+# `from presets import ...` in the tests: the demo presets live next to examples/train.py.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "examples"))
 
 

@@ -192,7 +192,7 @@ def test_resume_after_sigkill_finishes_like_an_uninterrupted_run(demo, tmp_path)
 
 def test_evaluate_script_prints_the_table_and_writes_the_files(demo, tmp_path):
     output_dir, metrics = demo
-    script = TRAIN_SCRIPT.parent / "evaluate.py"
+    script = TRAIN_SCRIPT.parent / "evaluate_model.py"
     command = [
         sys.executable,
         str(script),
@@ -219,3 +219,12 @@ def test_evaluate_script_prints_the_table_and_writes_the_files(demo, tmp_path):
     saved = json.loads((tmp_path / "evaluation" / "all-test_metrics.json").read_text())
     assert saved["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert (tmp_path / "evaluation" / "all-test_confusion_matrix.png").stat().st_size > 0
+
+
+def test_help_lists_every_argument():
+    """`train.py --help` once listed only the 8 data arguments (a first parse of those alone answered it)."""
+    result = subprocess.run([sys.executable, str(TRAIN_SCRIPT), "--help"], check=True, capture_output=True,
+                            text=True, timeout=120)
+    for option in ("--dataset", "--config_name", "--video_backbone", "--learning_rate", "--max_unreadable_fraction",
+                   "--skip_bad_videos", "--push_to_hub"):
+        assert option in result.stdout, option

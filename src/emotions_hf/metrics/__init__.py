@@ -1,8 +1,7 @@
 """Evaluation of emotion classifiers: the paper's metrics, their files, and Table 4's row layout.
 
 The same metrics are a local `evaluate` module, `evaluate.load(EMOTION_METRICS_PATH)`. Training and the
-examples call `compute_emotion_metrics` directly: it needs numpy only, and importing `evaluate` from a
-script in `examples/` would pick up `examples/evaluate.py` instead of the library.
+examples call `compute_emotion_metrics` directly: it needs numpy only.
 """
 
 from __future__ import annotations

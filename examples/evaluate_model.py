@@ -1,8 +1,8 @@
 """Evaluate an AV-CANet checkpoint on a split of a prepared dataset, printed like the paper's Table 4.
 
-    python examples/evaluate.py --model outputs/avcanet-synthetic \\
+    python examples/evaluate_model.py --model outputs/avcanet-synthetic \\
         --dataset outputs/avcanet-synthetic/_synthetic/dataset
-    python examples/evaluate.py --model me/avcanet-emotions --dataset data/emotions --variant balanced
+    python examples/evaluate_model.py --model me/avcanet-emotions --dataset data/emotions --variant balanced
 
 Prints per-class accuracy, ACC and WA-F1 (next to the paper's AV-CANet row for eMotions' variants and the
 public sets) and writes `<variant>-<split>_metrics.json` and `<variant>-<split>_confusion_matrix.png`.
