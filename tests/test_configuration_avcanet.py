@@ -46,6 +46,8 @@ def test_defaults_are_the_papers():
         ({"num_mfcc": 0}, "num_mfcc"),
         ({"label2polarity": {"Excitation": "positive"}}, "label2polarity .* for \\['Fear'"),
         ({"polarity_gamma": {"positive": 0.7}}, "polarity_gamma misses \\['neutral', 'negative'\\]"),
+        ({"label2polarity": EMOTIONS.polarity, "default_polarity_labels": ("Joy",)},
+         "default_polarity_labels names \\['Joy'\\]"),
     ],
 )
 def test_impossible_combinations_name_what_to_change(settings, names):
@@ -71,3 +73,24 @@ def test_round_trip_through_save_pretrained_and_auto_config(tmp_path):
 def test_lgf_ffn_ratio_sets_the_feed_forward_width():
     assert FeedForward(AVCANetConfig())[0].out_features == 2048
     assert FeedForward(AVCANetConfig(lgf_ffn_ratio=2.0))[0].out_features == 1024
+
+
+def test_num_labels_without_a_polarity_map_gets_the_default_polarity_and_ce():
+    config = AVCANetConfig(num_labels=3)
+    assert config.label2polarity == dict.fromkeys(["LABEL_0", "LABEL_1", "LABEL_2"], "neutral")
+    assert config.default_polarity_labels == ("LABEL_0", "LABEL_1", "LABEL_2")
+    assert config.loss_type == "ep_ce" and not config.uses_ep_ce
+
+
+def test_full_polarity_maps_keep_ep_ce():
+    assert AVCANetConfig().uses_ep_ce and AVCANetConfig().default_polarity_labels == ()
+    assert not AVCANetConfig(loss_type="ce").uses_ep_ce
+
+
+def test_two_label_fine_tune_round_trips(tmp_path):
+    # transformers leaves the id2label of num_labels=2 (its default) out of config.json.
+    config = AVCANetConfig(num_labels=2, label2polarity={"LABEL_0": "positive", "LABEL_1": "negative"})
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert loaded.id2label == {0: "LABEL_0", 1: "LABEL_1"} and loaded.polarity_ids() == [0, 2]
+    assert loaded.uses_ep_ce

@@ -90,3 +90,11 @@ def test_dataset_without_neutral_class_uses_its_own_polarities():
     logits = torch.tensor([[0.0, 1.0]])  # predicts Joy for an Anger video: weight 1 + γ_neg
     expected = 1.7 * hand_ce([0.0, 1.0], 0)
     assert criterion(logits, torch.tensor([0])).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_labels_with_the_default_polarity_train_with_plain_cross_entropy():
+    torch.manual_seed(3)
+    config = AVCANetConfig(num_labels=4, polarity_gamma=GAMMA, use_multitask_loss=False)
+    assert config.default_polarity_labels and not config.uses_ep_ce
+    logits, labels = torch.randn(6, 4), torch.randint(0, 4, (6,))
+    torch.testing.assert_close(AVCANetLoss(config)(logits, labels).loss, F.cross_entropy(logits, labels))

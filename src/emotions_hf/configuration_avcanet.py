@@ -4,8 +4,9 @@ defaults (`paper.py`)."""
 from __future__ import annotations
 
 from transformers import PreTrainedConfig
+from transformers.utils import logging
 
-from .labels import EMOTIONS, POLARITIES
+from .labels import DEFAULT_POLARITY, EMOTIONS, LABEL_SETS, POLARITIES, known_polarities
 from .paper import (
     FRAMES_PER_SNIPPET,
     HIDDEN_SIZE,
@@ -21,6 +22,8 @@ FUSIONS = ("mid_concat", "gated", "ew_multiply", "sum", "neural")
 LINEAR_FUSIONS = ("mid_concat", "sum")
 MODALITIES = ("audio-visual", "visual", "audio")
 LOSSES = ("ep_ce", "ce")
+
+logger = logging.get_logger(__name__)
 
 
 class ModalityStreams:
@@ -80,7 +83,18 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         use_lisf / use_glcf (`bool`, True): the local and global halves of the LGF module.
         modality (`str`, "audio-visual"): "audio-visual", "visual" or "audio".
         loss_type (`str`, "ep_ce"): "ep_ce" (polarity-enhanced CE, Eq. 15) or "ce".
-        label2polarity (`dict[str, str]`): polarity ("positive", "neutral", "negative") of every label.
+        label2polarity (`dict[str, str]`): polarity ("positive", "neutral", "negative") of every label. When not
+            given, or when the labels change so that it no longer covers them (the fine-tuning idiom
+            `from_pretrained(repo, num_labels=8, ignore_mismatched_sizes=True)`, or `id2label=...` there), labels
+            that are exactly a known label set (`labels.LABEL_SETS`, names matched case-insensitively) get that
+            set's polarities; any other label no map covers gets `labels.DEFAULT_POLARITY` ("neutral"), is listed
+            in `default_polarity_labels`, and one warning says so. A map given with these very labels but
+            missing some is an error.
+        default_polarity_labels (`tuple[str]`, ()): labels whose polarity is that default rather than known. While
+            any is left, EP-CE falls back to plain cross-entropy (`uses_ep_ce` is False): its polarity penalty
+            would rest on made-up polarities. Saved with the config, so a reloaded fine-tune keeps training with
+            CE without warning again; to use EP-CE, pass a complete `label2polarity` and
+            `default_polarity_labels=()`.
         polarity_gamma (`dict[str, float]`): EP-CE penalty γ per polarity (paper: 0.7 each).
         use_multitask_loss (`bool`, True): add the visual-only and audio-only losses computed with
             the two halves of W_f.
@@ -123,14 +137,20 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         modality="audio-visual",
         loss_type="ep_ce",
         label2polarity=None,
+        default_polarity_labels=(),
         polarity_gamma=None,
         use_multitask_loss=True,
         initializer_range=0.02,
         **kwargs,
     ):
+        if "id2label" not in kwargs and "num_labels" not in kwargs and list(label2polarity or ()) == [
+                "LABEL_0", "LABEL_1"]:
+            # transformers does not save the id2label of num_labels=2 (its own default): the map names the labels.
+            kwargs["num_labels"] = 2
         if "id2label" not in kwargs and "num_labels" not in kwargs:
             kwargs["id2label"] = EMOTIONS.id2label
             kwargs["label2id"] = EMOTIONS.label2id
+        given_id2label = kwargs.get("id2label")
         super().__init__(**kwargs)
         self.num_snippets = num_snippets
         self.frames_per_snippet = frames_per_snippet
@@ -163,9 +183,14 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         self.use_glcf = use_glcf
         self.modality = modality
         self.loss_type = loss_type
-        if label2polarity is None:
-            label2polarity = {label: EMOTIONS.polarity.get(label) for label in self.id2label.values()}
-        self.label2polarity = dict(label2polarity)
+        self.default_polarity_labels = tuple(default_polarity_labels or ())
+        # `num_labels` that disagrees with the saved `id2label` (from_pretrained(repo, num_labels=8)) replaces the
+        # labels: the saved label2polarity then describes the old ones.
+        labels_replaced = given_id2label is not None and [str(v) for _, v in sorted(
+            (int(k), v) for k, v in given_id2label.items())] != [str(v) for v in self.id2label.values()]
+        self.label2polarity = {} if label2polarity is None or labels_replaced else dict(label2polarity)
+        if label2polarity is None or labels_replaced:
+            self.complete_label2polarity()
         if polarity_gamma is None:
             polarity_gamma = dict.fromkeys(POLARITIES, POLARITY_GAMMA)
         self.polarity_gamma = dict(polarity_gamma)
@@ -182,9 +207,55 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
     def num_lgf_levels(self) -> int:
         return len(self.lgf_window_sizes)
 
+    @property
+    def uses_ep_ce(self) -> bool:
+        """Whether the loss is EP-CE: `loss_type="ep_ce"` and every label has a known polarity (otherwise CE)."""
+        self.complete_label2polarity()
+        return self.loss_type == "ep_ce" and not self.default_polarity_labels
+
     def polarity_ids(self) -> list[int]:
         """Polarity index (into `POLARITIES`) of each class id, for vectorised EP-CE."""
+        self.complete_label2polarity()
         return [POLARITIES.index(self.label2polarity[self.id2label[i]]) for i in range(self.num_labels)]
+
+    def complete_label2polarity(self):
+        """Give every label a polarity after the labels changed (see `label2polarity` in the class docs).
+
+        A no-op when `label2polarity` covers the labels (then `default_polarity_labels` only drops names that
+        are no labels any more). Otherwise a known label set's map replaces it, or else the labels it does not
+        cover get `DEFAULT_POLARITY`, with one warning.
+        """
+        labels = list(self.id2label.values())
+        current = getattr(self, "label2polarity", None) or {}
+        if all(current.get(label) in POLARITIES for label in labels):
+            self.default_polarity_labels = tuple(label for label in self.default_polarity_labels if label in labels)
+            return
+        known = known_polarities(labels)
+        if known is not None:
+            self.label2polarity, self.default_polarity_labels = known, ()
+            return
+        uncovered = [label for label in labels if current.get(label) not in POLARITIES]
+        self.label2polarity = {label: DEFAULT_POLARITY if label in uncovered else current[label] for label in labels}
+        self.default_polarity_labels = tuple(label for label in labels if label in uncovered
+                                             or label in self.default_polarity_labels)
+        fallback = ("EP-CE (loss_type='ep_ce') falls back to plain cross-entropy for this config"
+                    if self.loss_type == "ep_ce" else "EP-CE would fall back to plain cross-entropy")
+        logger.warning(
+            f"AVCANetConfig: no polarity is known for labels {uncovered} (the labels are not exactly a known "
+            f"label set: {sorted(LABEL_SETS)}); they get the default polarity {DEFAULT_POLARITY!r} and {fallback}. "
+            "Pass label2polarity for every label and default_polarity_labels=() to use EP-CE."
+        )
+
+    def save_pretrained(self, *args, **kwargs):
+        self.complete_label2polarity()  # a config whose labels were reassigned saves a map that covers them
+        return super().save_pretrained(*args, **kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # from_pretrained(repo, id2label=...) sets the new labels after __init__: complete the map once they are in.
+        loaded = super().from_dict(config_dict, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).complete_label2polarity()
+        return loaded
 
     def validate(self):
         """Raise a `ValueError` naming the field to change when the combination cannot be built."""
@@ -235,6 +306,9 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         bad = [label for label in labels if self.label2polarity.get(label) not in POLARITIES]
         if bad:
             fail(f"label2polarity gives no polarity in {POLARITIES} for {bad}; pass label2polarity for every label")
+        unknown_defaults = [label for label in self.default_polarity_labels if label not in labels]
+        if unknown_defaults:
+            fail(f"default_polarity_labels names {unknown_defaults}, which are not labels {labels}")
         missing_gamma = [p for p in POLARITIES if p not in self.polarity_gamma]
         if missing_gamma:
             fail(f"polarity_gamma misses {missing_gamma}; give a gamma for each of {POLARITIES}")

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 POLARITIES = ("positive", "neutral", "negative")
+# Polarity given to a label no polarity map covers (e.g. the LABEL_0.. names of `num_labels=8`): it carries no
+# information, so a config with such labels trains with plain cross-entropy instead of EP-CE.
+DEFAULT_POLARITY = "neutral"
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,24 @@ MUSIC_VIDEO = LabelSet(
 )
 
 LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (EMOTIONS, VIDEO_EMOTION8, EKMAN6, MUSIC_VIDEO)}
+
+
+def match_label_set(labels) -> LabelSet | None:
+    """The known label set (`LABEL_SETS`) whose class names are exactly `labels`, in any order and case; None if
+    there is none. eMotions and Music_video share their names and polarities: eMotions is returned."""
+    folded = sorted(str(label).casefold() for label in labels)
+    for label_set in LABEL_SETS.values():
+        if sorted(label.casefold() for label in label_set.labels) == folded:
+            return label_set
+    return None
+
+
+def known_polarities(labels) -> dict[str, str] | None:
+    """`{label: polarity}` for `labels` (spelled as given) when they are exactly a known label set, else None."""
+    label_set = match_label_set(labels)
+    if label_set is None:
+        return None
+    return {label: label_set.polarity[label_set.normalize_label(str(label))] for label in labels}
 
 
 def get_label_set(name: str) -> LabelSet:

@@ -75,6 +75,9 @@ class AVCANetLossTerms:
 class AVCANetLoss(nn.Module):
     """The criterion an `AVCANetConfig` asks for: EP-CE or CE, optionally multi-task.
 
+    EP-CE needs a known polarity for every label: with `config.default_polarity_labels` left (labels fine-tuned
+    without a polarity map) `config.uses_ep_ce` is False and the criterion is plain CE.
+
     Multi-task: loss(fused) + loss(visual logits) + loss(audio logits over the samples that have audio) — a
     silent video has no audio prediction to learn from. Without any such sample the audio term is skipped
     (None).
@@ -84,7 +87,7 @@ class AVCANetLoss(nn.Module):
         super().__init__()
         self.use_multitask = bool(config.use_multitask_loss)
         self.criterion = EPCELoss(config.polarity_ids(), config.polarity_gamma,
-                                  gamma_enabled=config.loss_type == "ep_ce")
+                                  gamma_enabled=config.uses_ep_ce)
 
     def forward(self, logits, labels, visual_logits=None, audio_logits=None, audio_mask=None) -> AVCANetLossTerms:
         labels = labels.to(logits.device).long()

@@ -61,10 +61,83 @@ def dataset_features(label_set: LabelSet, with_proxy: bool = False) -> Features:
     return Features(features)
 
 
-def card_yaml(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], with_proxy: bool, pretty_name: str) -> dict:
-    """The YAML header: the configs (first one default) with their data files, builder options and features.
+# Facts of the official release (Hub `Conna/eMotions`, paper §3) that the card's metadata states.
+LICENSE = "apache-2.0"  # the release's card; the authors' academic-use terms (TERMS) apply on top of it
+LICENSE_NAME = "Apache-2.0"
+# Neither SPEC.md nor the paper names the language of the videos' speech. Table 3 of the paper: 73.8 % of
+# the labelled videos come from Douyin (44.27 %) and Kuaishou (29.52 %), "two Chinese SVs platforms", the
+# rest from TikTok. Chinese is the only language the data supports declaring; the others of the TikTok
+# part are not documented, so no other code (nor `multilinguality`) is claimed.
+LANGUAGE = ["zh"]
+# §3.2-3.3: 12 annotators, each admitted by a labelling test (>= 90 % accuracy) and trained, vote in
+# groups; leaders decide ties and an expert re-reviews what stays undecided. Not crowdsourced.
+ANNOTATIONS_CREATORS = ["expert-generated"]
+SOURCE_DATASETS = ["original"]  # collected by the authors from the three platforms (§3.1)
+# The labels are whole-video classes. The Hub defines no `task_ids` under video-classification, so none.
+TASK_CATEGORIES = ["video-classification"]
+TAGS = ["emotion", "emotion-recognition", "audio-visual", "short-form-video"]
 
-    `files` maps each config to its metadata file per split.
+# The Hub's `size_categories` buckets: the first whose bound exceeds the number of videos.
+SIZE_BUCKETS = (
+    (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (10**9, "100M<n<1B"), (10**10, "1B<n<10B"),
+    (10**11, "10B<n<100B"), (10**12, "100B<n<1T"),
+)
+
+# The authors' terms (paper, Acknowledgments), shared by the gating prompt and the prose of the card.
+ACADEMIC_USE = "may only be used for academic research"
+NO_TRANSFER = "will not be transferred to outside parties without permission"
+NO_COMMERCIAL = ("will not be included as a part of any commercial software package or product of any "
+                 "institution")
+TERMS = (
+    f"The card's licence field is the official release's ({LICENSE_NAME}). The authors' terms also apply: "
+    f"eMotions and its two variants {NO_TRANSFER} and {ACADEMIC_USE}; in particular, they {NO_COMMERCIAL} "
+    "(paper, Acknowledgments)."
+)
+SOURCE = (
+    "The videos come from Douyin (44.27 %), Kuaishou (29.52 %) and TikTok (26.21 %), collected by the "
+    "authors (paper, Table 3). Douyin and Kuaishou are Chinese platforms, hence `language: zh`; the paper "
+    "does not document the languages of the TikTok part. Labels: 12 annotators, admitted by a labelling test "
+    "and trained, vote in groups; leaders settle ties and an expert re-reviews what stays undecided (§3.2-3.3)."
+)
+GATED_PROMPT = (
+    f"eMotions is released under {LICENSE_NAME} with the authors' terms of use: the dataset and its two "
+    f"variants {NO_TRANSFER} and {ACADEMIC_USE}; they {NO_COMMERCIAL}."
+)
+GATED_FIELDS = {
+    "Name": "text",
+    "Affiliation": "text",
+    f"I agree that eMotions {ACADEMIC_USE}": "checkbox",
+    f"I agree that eMotions {NO_TRANSFER}": "checkbox",
+    f"I agree that eMotions {NO_COMMERCIAL}": "checkbox",
+}
+
+
+def size_category(videos: int) -> str:
+    """The Hub's `size_categories` bucket of a dataset of `videos` examples (`n<1K`, `1K<n<10K`, ...)."""
+    if videos < 0:
+        raise ValueError(f"a dataset cannot have {videos} videos")
+    for bound, name in SIZE_BUCKETS:
+        if videos < bound:
+            return name
+    return "n>1T"
+
+
+def folder_videos(counts: Mapping) -> int:
+    """Videos of a prepared folder from its split counts: the `all` config's total when it is there (every
+    video kept), else the largest config's (a lower bound: pass the real number to `render_card`)."""
+    totals = {variant: sum(sum(per_class.values()) for per_class in by_split.values())
+              for variant, by_split in counts.items()}
+    return totals["all"] if "all" in totals else max(totals.values(), default=0)
+
+
+def card_yaml(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], with_proxy: bool, pretty_name: str,
+              videos: int | None = None) -> dict:
+    """The YAML header: the Hub metadata (licence, gating by the academic-use terms, language, task, size)
+    then the configs (first one default) with their data files, builder options and features.
+
+    `files` maps each config to its metadata file per split; `videos` is the number of videos of the folder
+    (`size_categories`, left out when unknown).
     """
     features = dataset_features(label_set, with_proxy)._to_yaml_list()
     configs, infos = [], []
@@ -79,15 +152,24 @@ def card_yaml(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], with_
         config["features"] = features
         configs.append(config)
         infos.append({"config_name": variant, "features": features})
-    return {
+    header = {
         "pretty_name": pretty_name,
-        "license": "apache-2.0",
-        "task_categories": ["video-classification"],
-        "tags": ["emotion", "audio-visual", "short-form-video"],
-        "extra_gated_prompt": "eMotions is for academic research only; see the terms of use below.",
+        "license": LICENSE,
+        "language": list(LANGUAGE),
+        "annotations_creators": list(ANNOTATIONS_CREATORS),
+        "source_datasets": list(SOURCE_DATASETS),
+        "task_categories": list(TASK_CATEGORIES),
+    }
+    if videos is not None:
+        header["size_categories"] = [size_category(videos)]
+    header.update({
+        "tags": list(TAGS),
+        "extra_gated_prompt": GATED_PROMPT,
+        "extra_gated_fields": dict(GATED_FIELDS),
         "configs": configs,
         "dataset_info": infos,
-    }
+    })
+    return header
 
 
 CITATION = """@inproceedings{wu2025emotions,
@@ -97,13 +179,6 @@ CITATION = """@inproceedings{wu2025emotions,
   year      = {2025},
   publisher = {ACM}
 }"""
-
-TERMS = (
-    "The card's licence field is the official release's (Apache-2.0). The authors' terms also apply: "
-    "eMotions and its two variants will not be transferred to outside parties without permission and may "
-    "only be used for academic research; in particular, they will not be included as a part of any "
-    "commercial software package or product of any institution (paper, Acknowledgments)."
-)
 
 BODY = """# {pretty_name}
 
@@ -155,6 +230,10 @@ Implementation: `emotions_hf.data.variants.draw_splits`.
 ## Preparation
 
 {preparation}
+
+## Source and annotation
+
+{source}
 
 ## Terms of use
 
@@ -208,10 +287,15 @@ def _variant_text(variants, spec) -> str:
 
 def render_card(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], counts: Mapping, spec, with_proxy: bool,
                 preparation: str,
-                folder: str = "emotions", pretty_name: str = "eMotions", summary: str | None = None) -> str:
-    """The full README.md: YAML header and prose with the counts, seeds and terms."""
-    header = yaml.dump(card_yaml(label_set, files, with_proxy, pretty_name), Dumper=_PlainDumper, sort_keys=False,
-                       allow_unicode=True)
+                folder: str = "emotions", pretty_name: str = "eMotions", summary: str | None = None,
+                videos: int | None = None) -> str:
+    """The full README.md: YAML header and prose with the counts, seeds and terms.
+
+    `videos`: the number of videos of the folder (its `size_categories`); by default `folder_videos(counts)`.
+    """
+    videos = folder_videos(counts) if videos is None else videos
+    header = yaml.dump(card_yaml(label_set, files, with_proxy, pretty_name, videos), Dumper=_PlainDumper,
+                       sort_keys=False, allow_unicode=True, width=1000)
     polarities = ", ".join(f"{name}: {label_set.polarity[name]}" for name in label_set.labels)
     body = BODY.format(
         pretty_name=pretty_name,
@@ -228,6 +312,7 @@ def render_card(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], cou
         table=_count_table(counts, label_set.labels),
         test_fraction=spec.test_fraction,
         preparation=preparation,
+        source=SOURCE,
         terms=TERMS,
         citation=CITATION,
     )
@@ -269,5 +354,5 @@ def reference_card() -> str:
     return render_card(EMOTIONS, files, counts, spec, with_proxy=False, preparation=preparation)
 
 
-__all__ = ["CITATION", "VIDEO_GLOB", "card_yaml", "dataset_features", "metadata_filename", "preparation_text",
-           "reference_card", "render_card"]
+__all__ = ["CITATION", "LICENSE", "TERMS", "VIDEO_GLOB", "card_yaml", "dataset_features", "folder_videos",
+           "metadata_filename", "preparation_text", "reference_card", "render_card", "size_category"]

@@ -590,7 +590,8 @@ def _finish(run: _Run) -> PrepareResult:
     }
     report_path = _write_report(out_dir, summary, skipped)
     card = render_card(label_set, files, counts, spec, with_proxy, preparation_text(summary),
-                       folder=out_dir.name, pretty_name="eMotions" if label_set.name == "emotions" else label_set.name)
+                       folder=out_dir.name, pretty_name="eMotions" if label_set.name == "emotions" else label_set.name,
+                       videos=len(kept))
     _write_atomic(out_dir / "README.md", card.encode("utf-8"))
     return PrepareResult(out_dir=out_dir, videos=len(kept), skipped=skipped, counts=counts, report_path=report_path)
 
