@@ -8,7 +8,10 @@ stops with a clear message and the next run retries it (`is_environment_error`).
 from __future__ import annotations
 
 import errno
+import os
 import re
+import tempfile
+from pathlib import Path
 
 import av
 
@@ -30,6 +33,17 @@ class VideoReadError(ValueError):
         self.source = str(source)
         self.reason = reason
         super().__init__(f"{self.source}: {reason}")
+
+
+def check_writable(folder: str | Path) -> None:
+    """Create `folder` and write (and sync) 4 KB in it, so that a full, read-only or forbidden output folder
+    stops a run before its work rather than at its first write of results; raises that `OSError`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
+        probe.write(b"\0" * 4096)
+        probe.flush()
+        os.fsync(probe.fileno())
 
 
 def environment_errno(error: BaseException | str | None) -> int | None:

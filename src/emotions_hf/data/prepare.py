@@ -50,7 +50,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..errors import VideoReadError, environment_errno
+from ..errors import VideoReadError, check_writable, environment_errno
 from ..labels import POLARITIES, LabelSet
 from .card import dataset_features, metadata_filename, preparation_text, render_card
 from .options import PrepareOptions
@@ -414,16 +414,7 @@ def _check_writable(out_dir: Path) -> None:
     """Fail before any work when `out_dir` cannot be written (read-only, no permission, no space left)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise PrepareError(f"{out_dir} exists and is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    probe = out_dir / f".prepare-write-test-{os.getpid()}"
-    try:
-        with open(probe, "wb") as handle:
-            handle.write(b"\0" * 4096)
-            handle.flush()
-            os.fsync(handle.fileno())
-    finally:
-        with suppress(OSError):
-            probe.unlink()
+    check_writable(out_dir)
 
 
 def _prepare(source, out_dir: Path, options: PrepareOptions) -> PrepareResult:

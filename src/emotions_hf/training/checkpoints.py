@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
+
+from ..errors import check_writable
 
 logger = logging.get_logger(__name__)
 
@@ -18,13 +18,8 @@ logger = logging.get_logger(__name__)
 def ensure_writable(folder: str | Path) -> None:
     """Create `folder` and write a file in it, so that an unwritable or full output folder stops a run
     before it starts rather than at its first checkpoint or evaluation (an `OSError` that says so)."""
-    folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
-            probe.write(b"\0" * 4096)
-            probe.flush()
-            os.fsync(probe.fileno())
+        check_writable(folder)
     except OSError as error:
         raise type(error)(error.errno, f"output_dir {folder} is not writable ({error.strerror}): free space, "
                           "fix its permissions or choose another --output_dir") from None
