@@ -26,9 +26,9 @@ import av
 import numpy as np
 import torch
 
+from emotions_hf.data.video_writer import write_video
 from emotions_hf.processing_avcanet import AVCANetProcessor
 from emotions_hf.proxy import write_mfcc_cache, write_proxy
-from emotions_hf.video_writer import write_video
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ Prints forward and forward+backward seconds per video (s=16 snippets of T=8 fram
 for the visual backbone alone and for `AVCANetForVideoClassification`, the FLOPs of each (torch's FlopCounterMode),
 and the achieved FLOP/s as a fraction of a 2048² `torch.mm` measured in the same run, so that figures taken on a busy
 or a different machine can be compared. By default the process keeps its freed memory
-(`emotions_hf.keep_freed_memory`, as the `emotions-hf` command and the examples do); `--allocator glibc` measures
+(`emotions_hf.utils.cpu_memory.keep_freed_memory`, as the `emotions-hf` command and the examples do); `--allocator glibc` measures
 glibc's defaults instead.
 
 Where torchvision is importable, the backbone is also raced against torchvision's `swin3d_t` (random weights, head
@@ -27,8 +27,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
-from emotions_hf.cpu_memory import keep_freed_memory
-from emotions_hf.modeling_video_swin import VideoSwin3DModel
+from emotions_hf.modeling_video_swin import VideoSwinModel
+from emotions_hf.utils.cpu_memory import keep_freed_memory
 
 
 def parse_args(argv=None):
@@ -107,7 +107,7 @@ def measure(contenders: dict, run, loss_of, repeats: int, clock, matmul_rate) ->
 
 
 def torchvision_reference(required: bool):
-    """torchvision's `swin3d_t` with the classification head removed (pooled features, like `VideoSwin3DModel`), or
+    """torchvision's `swin3d_t` with the classification head removed (pooled features, like `VideoSwinModel`'s `pooler_output`), or
     None when torchvision is missing and was not asked for explicitly."""
     try:
         from torchvision.models.video import swin3d_t
@@ -121,6 +121,11 @@ def torchvision_reference(required: bool):
     return reference
 
 
+def pooled(output) -> torch.Tensor:
+    """The pooled features, from our backbone's `ModelOutput` or torchvision's plain tensor."""
+    return getattr(output, "pooler_output", output)
+
+
 def main(argv=None):
     args = parse_args(argv)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
@@ -128,20 +133,20 @@ def main(argv=None):
     allocator = "freed memory kept" if args.allocator == "keep" and keep_freed_memory() else "glibc defaults"
     torch.manual_seed(0)
     config = AVCANetConfig(num_snippets=args.snippets, frames_per_snippet=args.frames, image_size=args.image_size)
-    s, t, size = config.num_snippets, config.frames_per_snippet, config.image_size
+    s, t, size = config.num_snippets, config.vision_config.num_frames, config.vision_config.image_size
     matmul_rate = matmul_flops_per_second(clock)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.clock} clock, {allocator}, video = {s} snippets x "
           f"{t} frames x {size}²")
     print(f"torch.mm 2048²: {matmul_rate / 1e9:.1f} GFLOP/s")
 
-    contenders = {"backbone": VideoSwin3DModel(config)}
+    contenders = {"backbone": VideoSwinModel(config.vision_config)}
     if args.reference != "none":
         reference = torchvision_reference(required=args.reference == "torchvision")
         if reference is not None:
             contenders["torchvision swin3d_t"] = reference
     clips = torch.randn(s, 3, t, size, size)
-    best = measure(contenders, lambda module: module(clips), lambda out: out.square().mean(), args.repeats, clock,
-                   matmul_rate)
+    best = measure(contenders, lambda module: pooled(module(clips)), lambda out: out.square().mean(), args.repeats,
+                   clock, matmul_rate)
     if len(contenders) > 1:
         print("backbone speed-up over torchvision swin3d_t (best times): " + ", ".join(
             f"{kind} {best['torchvision swin3d_t', kind] / best['backbone', kind]:.2f}x"
@@ -152,7 +157,7 @@ def main(argv=None):
         model = AVCANetForVideoClassification(config)
         inputs = {
             "pixel_values": torch.randn(1, s, t, 3, size, size),
-            "input_features": torch.randn(1, s, config.mfcc_chunk_frames, config.num_mfcc),
+            "input_features": torch.randn(1, s, config.audio_config.num_frames, config.audio_config.num_mfcc),
             "audio_mask": torch.ones(1, dtype=torch.bool),
             "labels": torch.tensor([1]),
         }

@@ -31,10 +31,10 @@ import torch
 from transformers import pipeline
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.data.video_writer import write_video
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
 from emotions_hf.pipeline_video_emotion import VideoEmotionPipeline
 from emotions_hf.processing_avcanet import AVCANetProcessor
-from emotions_hf.video_writer import write_video
 
 # The demo presets live next to examples/train.py.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "examples"))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from emotions_hf.cpu_memory import keep_freed_memory
 from emotions_hf.data.loading import load_prepared
 from emotions_hf.labels import EMOTIONS
 from emotions_hf.metrics import format_paper_table
@@ -25,6 +24,7 @@ from emotions_hf.model_card import PAPER_RESULTS, paper_metrics
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
 from emotions_hf.processing_avcanet import AVCANetProcessor
 from emotions_hf.training import AVCANetTrainer, AVCANetTrainingArguments, shutdown_distributed
+from emotions_hf.utils.cpu_memory import keep_freed_memory
 
 
 @dataclass

@@ -11,6 +11,10 @@ processor, code and model card at each checkpoint); the defaults are the paper's
 as the only argument holds the same options. `--resume_from_checkpoint true` continues after a crash
 or a kill from the newest complete checkpoint. The embedded default's small model (`--config_name small`)
 and recipe are in presets.py, next to this script.
+
+Several processes on a machine without a GPU (both launch commands above) train with DDP on the CPU over
+gloo (`use_cpu` is set for them); `accelerate launch --num_processes N` without `--multi_gpu` would start a
+single process there, and stops with an error instead.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from presets import SMALL_CONFIG, SMALL_TRAINING  # examples/presets.py
 from transformers import HfArgumentParser, set_seed
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
-from emotions_hf.cpu_memory import keep_freed_memory
 from emotions_hf.data.loading import PreparedFolderError, load_prepared
 from emotions_hf.errors import is_environment_error
 from emotions_hf.labels import EMOTIONS
@@ -40,6 +43,8 @@ from emotions_hf.training import (
     labels_from_dataset,
     shutdown_distributed,
 )
+from emotions_hf.training.arguments import CPU_DDP_COMMANDS, DistributedLaunchError, launched_world_size
+from emotions_hf.utils.cpu_memory import keep_freed_memory
 
 DEMO_OUTPUT_DIR = "outputs/avcanet-synthetic"
 
@@ -153,18 +158,38 @@ def parse_arguments(argv: list[str]):
 
 def synthetic_dataset_folder(output_dir: str, videos_per_class: int, seed: int) -> Path:
     """Generate and prepare the synthetic set once, under `<output_dir>/_synthetic` (the leading underscore
-    keeps it out of Hub pushes); later runs reuse it."""
+    keeps it out of Hub pushes); later runs reuse it. Processes started together (torchrun, accelerate
+    launch) build it once under a file lock, and a build cut short by a kill is redone (`build_once`)."""
     from emotions_hf.data.prepare import prepare
-    from emotions_hf.data.synthetic import generate
+    from emotions_hf.data.synthetic import build_once, generate
 
     cache = Path(output_dir) / "_synthetic"
-    source, prepared = cache / "source", cache / "dataset"
-    marker = cache / f"source-{videos_per_class}-{seed}.done"
-    if not marker.exists():
-        generate(source, videos_per_class=videos_per_class, layout="folder", seed=seed)
-        marker.touch()
-    prepare(source, prepared, seed=seed, progress=False)
-    return prepared
+
+    def build(folder: Path) -> None:
+        source = generate(folder / "source", videos_per_class=videos_per_class, layout="folder", seed=seed)
+        prepare(folder / "source", folder / "dataset", seed=seed, progress=False)
+        print(f"synthetic set: built {len(source.videos)} videos in {folder.resolve()}", flush=True)
+
+    def waiting() -> None:
+        print(f"synthetic set: waiting for another process building it in {cache.resolve()}", flush=True)
+
+    build_once(cache, build, key={"videos_per_class": videos_per_class, "seed": seed}, on_wait=waiting)
+    return cache / "dataset"
+
+
+def check_distributed(training_args: AVCANetTrainingArguments) -> None:
+    """Stop launched processes that did not join one DDP group (each would train on its own, racing the others
+    over the output folder); rank 0 logs the group."""
+    launched, world_size = launched_world_size(), training_args.world_size
+    if launched > 1 and world_size != launched:
+        raise DistributedLaunchError(
+            f"{launched} processes were launched but this one sees a world size of {world_size} "
+            f"(device {training_args.device}): they would train as independent runs. For DDP on the CPU pass "
+            f"--use_cpu true, or use {CPU_DDP_COMMANDS}."
+        )
+    if world_size > 1 and training_args.process_index == 0:
+        backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else None
+        print(f"distributed: world size {world_size}, backend {backend}", flush=True)
 
 
 def build_config(model_args: ModelArguments, labels: dict) -> AVCANetConfig:
@@ -174,7 +199,9 @@ def build_config(model_args: ModelArguments, labels: dict) -> AVCANetConfig:
         settings = dict(SMALL_CONFIG)
     else:
         settings = AVCANetConfig.from_json_file(model_args.config_name).to_dict()
-    settings.update(parse_overrides(model_args.config_overrides))
+    for key, value in parse_overrides(model_args.config_overrides).items():  # sub-config dicts merge field by field
+        nested = isinstance(value, dict) and isinstance(settings.get(key), dict)
+        settings[key] = {**settings[key], **value} if nested else value
     if (
         settings.get("modality", "audio-visual") != "audio-visual"
     ):  # single-modality configs lack both of these
@@ -220,6 +247,7 @@ def paper_comparison(data_args: DataArguments, labels: dict, synthetic: bool) ->
 
 def main(argv: list[str] | None = None) -> dict:
     data_args, model_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    check_distributed(training_args)
     synthetic = data_args.dataset is None
     with training_args.main_process_first(desc="preparing the dataset"):
         folder = (
@@ -282,7 +310,7 @@ def console_main() -> int:
     try:
         main()
         return 0
-    except (UnreadableVideosError, PreparedFolderError) as error:
+    except (UnreadableVideosError, PreparedFolderError, DistributedLaunchError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 1
     except OSError as error:

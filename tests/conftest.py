@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from emotions_hf.video_writer import write_video
+from emotions_hf.data.video_writer import write_video
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 # `from presets import ...` in the tests: the demo presets live next to examples/train.py.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotions_hf.video_writer import write_video
+from emotions_hf.data.video_writer import write_video
 
 SIZE = (48, 64)  # (height, width) of the small test videos
 

@@ -15,8 +15,8 @@ from emotions_hf.audio_features import (
     mel_filterbank,
     read_audio,
 )
+from emotions_hf.data.video_writer import write_video
 from emotions_hf.errors import VideoReadError
-from emotions_hf.video_writer import write_video
 
 
 def _signal(seconds, sample_rate=44100, seed=0):

@@ -14,7 +14,7 @@ from media_samples import write
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from emotions_hf import processing_avcanet, proxy
+from emotions_hf import processing_avcanet, proxy, video_processing_avcanet
 from emotions_hf.audio_features import fit_frames
 from emotions_hf.errors import VideoReadError
 from emotions_hf.processing_avcanet import AVCANetProcessor
@@ -49,13 +49,13 @@ def warnings(monkeypatch, caplog):
 @pytest.fixture
 def frame_sources(monkeypatch):
     """The files the processor decodes frames from, in order."""
-    sources, read_clip = [], processing_avcanet.read_clip
+    sources, read_clip = [], video_processing_avcanet.read_clip
 
     def recording(video, *args, **kwargs):
         sources.append(str(video))
         return read_clip(video, *args, **kwargs)
 
-    monkeypatch.setattr(processing_avcanet, "read_clip", recording)
+    monkeypatch.setattr(video_processing_avcanet, "read_clip", recording)
     return sources
 
 
@@ -104,7 +104,7 @@ def test_stale_cache_without_the_original_names_file_and_setting(media, setting,
     with pytest.raises(VideoReadError) as error:
         processor({"video": None, "proxy": str(current_proxy), "mfcc": media["mfcc"]})
     assert error.value.source == media["mfcc"]
-    assert f"{setting}={getattr(AVCANetProcessor(), setting)} (processor: {value})" in error.value.reason
+    assert f"{setting}={getattr(AVCANetProcessor().feature_extractor, setting)} (processor: {value})" in error.value.reason
 
 
 def test_legacy_npy_and_old_format_caches_are_recomputed(media, tmp_path, warnings, monkeypatch):
@@ -206,7 +206,7 @@ def test_prepare_writes_tagged_proxies_and_caches_with_the_processors_settings(t
     proxies = sorted((tmp_path / "out" / "proxy").glob("*/*.mp4"))
     caches = sorted((tmp_path / "out" / "mfcc").glob("*/*.safetensors"))
     assert len(proxies) == len(caches) == 18
-    assert [p.stem for p in proxies] == [c.stem for c in caches]
+    assert [p.name for p in proxies] == [c.stem for c in caches]  # <id>.mp4 and <id>.mp4.safetensors
     for path in proxies:
         with av.open(str(path)) as container:
             assert json.loads(container.metadata["emotions_hf_proxy"])["short_side"] == 24

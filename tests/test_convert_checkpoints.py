@@ -11,15 +11,17 @@ from safetensors.torch import save_file
 from transformers import ResNetConfig, ResNetModel, SwinConfig, SwinModel
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.configuration_video_swin import VideoSwinConfig
 from emotions_hf.convert_checkpoints import (
     convert_resnet,
     convert_video_backbone,
     detect_video_format,
     inflate_swin2d,
     load_pretrained_backbones,
+    load_video_swin,
 )
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification, build_audio_encoder
-from emotions_hf.modeling_video_swin import VideoSwin3DModel
+from emotions_hf.modeling_video_swin import VideoSwinModel
 
 # Names, shapes and dtypes (no weights) of the published checkpoints, copied from the project's shared/checkpoints.
 MANIFESTS = Path(__file__).parent / "checkpoint_manifests"
@@ -55,7 +57,7 @@ def assert_every_key_accounted_for(source, state, report, head_prefix):
 
 @pytest.fixture(scope="module")
 def swin_t():
-    return VideoSwin3DModel(AVCANetConfig())
+    return VideoSwinModel(VideoSwinConfig())
 
 
 @pytest.mark.parametrize("name", VIDEO_MANIFESTS)
@@ -104,7 +106,7 @@ def test_extra_source_blocks_are_reported_unexpected():
     state, report = convert_video_backbone(random_state_dict("official_video_swin_t_k400"), config)
     assert report.unexpected_keys and all(key.startswith("layers.2.blocks.") for key in report.unexpected_keys)
     assert {key.split(".")[3] for key in report.unexpected_keys} == {"2", "3", "4", "5"}
-    VideoSwin3DModel(config).load_state_dict(state, strict=True)
+    VideoSwinModel(config.vision_config).load_state_dict(state, strict=True)
 
 
 def test_resnet34_manifest_maps_every_key_into_the_audio_encoder():
@@ -118,7 +120,7 @@ def test_resnet34_manifest_maps_every_key_into_the_audio_encoder():
     torch.testing.assert_close(state["embedder.embedder.convolution.weight"], source["conv1.weight"].sum((1, 3), keepdim=True))
     assert torch.equal(state["encoder.stages.3.layers.0.shortcut.normalization.running_var"],
                        source["layer4.0.downsample.1.running_var"])
-    build_audio_encoder(config).load_state_dict(state, strict=True)
+    build_audio_encoder(config.audio_config).load_state_dict(state, strict=True)
 
 
 # ---------------------------------------------------------------------------------- tiny transformers checkpoints
@@ -145,7 +147,7 @@ def test_inflated_hf_swin_reproduces_the_2d_model_on_a_static_clip(tiny_swin_fol
     config = AVCANetConfig(**TINY_VIDEO)
     state, report = inflate_swin2d(folder, config)
     assert report.source_format == "hf_swin2d" and not report.unexpected_keys and not report.missing_keys
-    video = VideoSwin3DModel(config).eval()
+    video = VideoSwinModel(config.vision_config).eval()
     video.load_state_dict(state, strict=True)
     image = torch.randn(2, 3, 24, 24)
     clip = image[:, :, None].expand(-1, -1, 4, -1, -1)  # 4 identical frames
@@ -154,7 +156,7 @@ def test_inflated_hf_swin_reproduces_the_2d_model_on_a_static_clip(tiny_swin_fol
         embedded_3d = video.patch_embed(clip)  # (2, D=2, 6, 6, 8)
         torch.testing.assert_close(embedded_3d, embedded_2d[:, None].expand(-1, 2, -1, -1, -1))
         # and the whole network: identical frames give each 2D key D times with the same (tiled) bias
-        torch.testing.assert_close(video(clip), swin(image).pooler_output, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(video(clip).pooler_output, swin(image).pooler_output, rtol=1e-4, atol=1e-5)
 
 
 def test_hf_swin_instance_and_folder_agree(tiny_swin_folder):
@@ -175,7 +177,7 @@ def test_hf_resnet_folder_stem_response_is_exact_for_inputs_constant_along_coeff
     config = AVCANetConfig(audio_depths=(1, 1), audio_hidden_sizes=(64, 128))
     state, report = convert_resnet(tmp_path / "resnet", config)
     assert report.source_format == "hf_resnet" and not report.unexpected_keys and not report.missing_keys
-    encoder = build_audio_encoder(config)
+    encoder = build_audio_encoder(config.audio_config)
     encoder.load_state_dict(state, strict=True)
     mfcc = torch.randn(2, 1, 40, 1).expand(-1, -1, -1, 16)  # (time, coefficient), constant along coefficients
     rgb_kernel = resnet.embedder.embedder.convolution.weight
@@ -189,7 +191,7 @@ def test_load_pretrained_backbones_from_files(tmp_path):
                            frames_per_snippet=4, num_snippets=2, audio_depths=(1, 1), audio_hidden_sizes=(64, 128),
                            hidden_size=16, lgf_num_heads=2, mfcc_chunk_frames=16, num_mfcc=8)
     model = AVCANetForVideoClassification(config)
-    donor = VideoSwin3DModel(config)
+    donor = VideoSwinModel(config.vision_config)
     with torch.no_grad():
         for parameter in donor.parameters():
             parameter.normal_()
@@ -238,3 +240,16 @@ def test_bad_sources_say_what_is_wrong(tmp_path):
             modality="visual", use_glcf=False, use_multitask_loss=False, embed_dim=8, depths=(1,), num_heads=(1,),
             image_size=16, frames_per_snippet=2, num_snippets=2, hidden_size=16, lgf_num_heads=2)),
             audio={"conv1.weight": torch.zeros(1)})
+
+
+def test_load_video_swin_gives_a_model_that_saves_and_reloads_through_auto_model(tmp_path):
+    from transformers import AutoModel
+
+    source = random_state_dict("official_video_swin_t_k400")
+    model, report = load_video_swin(source)
+    assert report.source_format == "official_video_swin" and not report.missing_keys
+    torch.testing.assert_close(model.patch_embed.proj.weight, source["backbone.patch_embed.proj.weight"])
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert type(loaded) is VideoSwinModel
+    torch.testing.assert_close(loaded.state_dict()["norm.weight"], source["backbone.norm.weight"])

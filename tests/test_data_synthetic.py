@@ -1,11 +1,19 @@
-"""The synthetic eMotions-shaped source: layouts, cues in picture and sound, broken files, seeding."""
+"""The synthetic eMotions-shaped source: layouts, cues in picture and sound, broken files, seeding, and
+building a set once when several processes start together."""
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import signal
+import time
 
 import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from emotions_hf.data.synthetic import LAYOUTS, class_cues, generate
+from emotions_hf.data.synthetic import BUILD_LOCK, BUILD_MARKER, LAYOUTS, build_once, class_cues, generate
 from emotions_hf.decoding import probe
 from emotions_hf.errors import VideoReadError
 from emotions_hf.labels import EMOTIONS
@@ -83,3 +91,81 @@ def test_bad_arguments(tmp_path):
         generate(tmp_path, layout="zip")
     with pytest.raises(ValueError, match="even"):
         generate(tmp_path, size=(31, 32))
+
+
+def _builder(folder, hold, go, events):
+    """A process calling build_once once `go` is set; its build writes a file in two halves with a pause between
+    them, so a process that did not wait for the build to finish would read half of it."""
+
+    def build(target):
+        with open(target / "payload.txt", "w") as handle:
+            handle.write("first half,")
+            handle.flush()
+            events.put((os.getpid(), "started"))
+            time.sleep(hold)
+            handle.write("second half")
+
+    go.wait()
+    built = build_once(folder, build, key={"n": 1}, on_wait=lambda: events.put((os.getpid(), "waiting")))
+    events.put((os.getpid(), f"{'built' if built else 'reused'} {(folder / 'payload.txt').read_text()}"))
+
+
+def _start_builders(folder, count, hold):
+    """`count` forked builder processes (fork: no second import of the package), released together."""
+    context = multiprocessing.get_context("fork")
+    go, events = context.Event(), context.Queue()
+    processes = [context.Process(target=_builder, args=(folder, hold, go, events)) for _ in range(count)]
+    for process in processes:
+        process.start()
+    go.set()
+    return processes, events
+
+
+def test_build_once_builds_once_for_processes_started_together(tmp_path):
+    """Two processes released at the same instant: one builds, the other waits for it and reuses the result."""
+    processes, events = _start_builders(tmp_path / "set", 2, hold=2.0)
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    seen = {}
+    with contextlib.suppress(queue.Empty):
+        while True:
+            pid, event = events.get(timeout=1)
+            seen.setdefault(pid, []).append(event)
+    assert sorted(lines[-1] for lines in seen.values()) == [
+        "built first half,second half", "reused first half,second half"], seen
+    waiter = next(lines for lines in seen.values() if lines[-1].startswith("reused"))
+    assert waiter == ["waiting", "reused first half,second half"], seen
+    assert (tmp_path / "set" / BUILD_MARKER).is_file()
+
+
+def test_build_once_redoes_a_build_cut_short_by_a_kill(tmp_path):
+    """A builder killed mid-build leaves half a file and no marker; its lock dies with it, and the next call
+    discards the remains and builds afresh."""
+    folder = tmp_path / "set"
+    (process,), events = _start_builders(folder, 1, hold=600)
+    assert events.get(timeout=60)[1] == "started"
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(timeout=60)
+    assert (folder / "payload.txt").read_text() == "first half," and not (folder / BUILD_MARKER).exists()
+
+    def build(target):
+        (target / "other.txt").write_text("complete")
+
+    assert build_once(folder, build, key={"n": 1})
+    assert sorted(p.name for p in folder.iterdir()) == sorted([BUILD_MARKER, BUILD_LOCK, "other.txt"])
+
+
+def test_build_once_reuses_a_complete_build_and_rebuilds_for_another_key(tmp_path):
+    calls = []
+
+    def build(target):
+        calls.append(sorted(p.name for p in target.iterdir()))
+        (target / f"file-{len(calls)}").write_text("x")
+
+    folder = tmp_path / "set"
+    assert build_once(folder, build, key={"seed": 1})
+    assert not build_once(folder, build, key={"seed": 1})
+    assert build_once(folder, build, key={"seed": 2})  # other options: the old content goes
+    assert calls == [[BUILD_LOCK], [BUILD_LOCK]]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([BUILD_LOCK, BUILD_MARKER, "file-2"])

@@ -9,6 +9,7 @@ from emotions_hf.data.variants import (
     draw_splits,
     held_out_count,
     largest_remainder,
+    memberships,
     split_class_counts,
 )
 from emotions_hf.labels import EMOTIONS
@@ -113,3 +114,25 @@ def test_dataset_script_card_is_the_reference_card():
     template = Path(__file__).parents[1] / "dataset_script" / "README.md"
     assert template.read_text(encoding="utf-8") == reference_card()
     assert "| test | test | 1,000 | 419 | 34 | 314 | 79 | 75 | 79 |" in reference_card()
+
+
+def test_memberships_name_the_config_splits_of_every_video(full_set):
+    from emotions_hf.data.card import group_name, split_groups
+
+    ids, labels = full_set
+    splits = draw_splits(ids, labels)
+    member = memberships(splits, len(ids))
+    for variant, by_split in splits.items():
+        for split, rows in by_split.items():
+            assert all((variant, split) in member[row] for row in rows.tolist())
+    assert all(len(pairs) == len({v for v, _ in pairs}) and pairs[0][0] == "all" for pairs in member)
+    assert sum(len(pairs) for pairs in member) == sum(len(rows) for s in splits.values() for rows in s.values())
+    groups = split_groups(member)
+    # the test split of `test` (Table 4's 1,000 videos) is the union of its groups, each group in one place only
+    in_groups = [group_name(pairs) for pairs in member]
+    assert sum(in_groups.count(g) for g in groups["test"]["test"]) == 1000
+    assert all("test-test" in g.split(".") for g in groups["test"]["test"])
+    with pytest.raises(ValueError, match="both splits of all"):
+        memberships({"all": {"train": np.array([0]), "test": np.array([0])}}, 1)
+    with pytest.raises(ValueError, match="not among the 1 rows"):
+        memberships({"all": {"train": np.array([3]), "test": np.array([], int)}}, 1)

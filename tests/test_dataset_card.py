@@ -95,6 +95,14 @@ def test_reference_card_metadata_is_complete_and_consistent(tmp_path):
     _check_metadata(card, 27_996)
     assert card.data.size_categories == ["10K<n<100K"]
     assert DatasetCard(reference_card()).data.to_dict() == card.data.to_dict()
+    # each split lists its metadata file and the folders of its membership groups, never every video
+    for config in card.data.configs:
+        for entry in config["data_files"]:
+            metadata, *patterns = entry["path"]
+            assert metadata == f"metadata-{config['config_name']}-{entry['split']}-<digest>.parquet"
+            assert patterns and all(p.startswith("videos/") and p.endswith("_??/*") for p in patterns)
+            assert all(f"{config['config_name']}-{entry['split']}" in p[len("videos/"):-len("_??/*")].split(".")
+                       for p in patterns)
 
 
 def test_prepared_card_metadata_is_complete_and_consistent(prepared, prepared_card):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from media_samples import bright_corner, corner_marked, frame_index, grey_frames, tone, write
 
+from emotions_hf.data.video_writer import write_video
 from emotions_hf.decoding import probe, read_clip, sample_frame_indices
 from emotions_hf.errors import VideoReadError
-from emotions_hf.video_writer import write_video
 
 BACKENDS = ["pyav", "decord"]
 

@@ -16,6 +16,9 @@ import torch
 from presets import SMALL_TRAINING
 from safetensors.torch import load_file
 
+from emotions_hf.data.synthetic import BUILD_MARKER
+from emotions_hf.training.arguments import has_ddp_accelerator
+
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train.py"
 QUIET = ["--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true"]
 
@@ -147,6 +150,45 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(demo, tm
     for name in one:
         assert (one[name] - two[name]).abs().max().item() < 2e-5, name
     assert final_test_metrics(tmp_path / "single") == final_test_metrics(tmp_path / "ddp")
+
+
+def tiny_synthetic_run_arguments(output_dir: Path) -> list[str]:
+    """The embedded default (synthetic set built under output_dir) cut to the least that trains: 18 videos,
+    one step, no evaluation or checkpoint during training. Without --use_cpu: the launch decides."""
+    settings = {"synthetic_videos_per_class": 3, "max_steps": 1, "eval_strategy": "no", "save_strategy": "no",
+                "dataloader_num_workers": 0, "report_to": "none", "disable_tqdm": "true"}
+    return ["--output_dir", str(output_dir), *(f"--{key}={value}" for key, value in settings.items())]
+
+
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision",
+              "no", "--dynamo_backend", "no"]
+needs_cpu_only = pytest.mark.skipif(has_ddp_accelerator(), reason="what a machine without a GPU does")
+
+
+@needs_cpu_only
+def test_accelerate_launch_of_two_processes_on_the_cpu_is_one_ddp_group_that_builds_the_data_once(tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` without a GPU and without --use_cpu once gave two
+    independent runs racing to write the same synthetic set; now one DDP group over gloo, one build."""
+    output_dir = tmp_path / "run"
+    launcher = [*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--main_process_port", str(free_port())]
+    result = run_script(tiny_synthetic_run_arguments(output_dir), cwd=tmp_path, launcher=launcher, threads=1)
+    assert "distributed: world size 2, backend gloo" in result.stdout, result.stdout[-3000:]
+    assert (result.stdout + result.stderr).count("synthetic set: built") == 1, result.stdout[-3000:]
+    assert (output_dir / "_synthetic" / BUILD_MARKER).is_file()
+    assert (output_dir / "model.safetensors").is_file()
+
+
+@needs_cpu_only
+def test_accelerate_launch_that_would_start_one_of_two_processes_stops_with_the_command_to_use(tmp_path):
+    """Without --multi_gpu on a machine without a GPU, accelerate starts one process where two were asked for."""
+    output_dir = tmp_path / "run"
+    command = [*ACCELERATE, "--num_processes", "2", "--main_process_port", str(free_port()), str(TRAIN_SCRIPT),
+               *tiny_synthetic_run_arguments(output_dir)]
+    result = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "train.py: error: accelerate launch started a single process" in result.stderr, result.stderr[-3000:]
+    assert "accelerate launch --multi_gpu --num_processes N" in result.stderr
+    assert not (output_dir / "_synthetic").exists()  # stopped before any work
 
 
 def test_resume_after_sigkill_finishes_like_an_uninterrupted_run(demo, tmp_path):

@@ -1,4 +1,5 @@
 import itertools
+import json
 import math
 import socket
 import subprocess
@@ -37,11 +38,11 @@ def tiny_config(**overrides):
 
 def make_inputs(config, batch=2, seed=0, audio_mask=None):
     generator = torch.Generator().manual_seed(seed)
-    c = config
+    c, vision, audio = config, config.vision_config, config.audio_config
     inputs = {
-        "pixel_values": torch.randn(batch, c.num_snippets, c.frames_per_snippet, 3, c.image_size, c.image_size,
+        "pixel_values": torch.randn(batch, c.num_snippets, vision.num_frames, 3, vision.image_size, vision.image_size,
                                     generator=generator),
-        "input_features": torch.randn(batch, c.num_snippets, c.mfcc_chunk_frames, c.num_mfcc, generator=generator),
+        "input_features": torch.randn(batch, c.num_snippets, audio.num_frames, audio.num_mfcc, generator=generator),
         "labels": torch.arange(batch) % c.num_labels,
     }
     if audio_mask is not None:
@@ -268,7 +269,7 @@ def test_wrong_shapes_raise_clear_errors():
     inputs = make_inputs(config)
     with pytest.raises(ValueError, match=r"\(B, s, T, 3, H, W\) = \(B, 4, 2, 3, 32, 32\)"):
         model(pixel_values=inputs["pixel_values"].transpose(2, 3), input_features=inputs["input_features"])
-    with pytest.raises(ValueError, match=r"\(B, s, mfcc_chunk_frames, num_mfcc\) = \(B, 4, 16, 8\)"):
+    with pytest.raises(ValueError, match=r"\(B, s, mfcc_frames, num_mfcc\) = \(B, 4, 16, 8\)"):
         model(pixel_values=inputs["pixel_values"], input_features=inputs["input_features"].transpose(2, 3))
     with pytest.raises(ValueError, match="needs input_features"):
         model(pixel_values=inputs["pixel_values"])
@@ -328,3 +329,29 @@ def test_ddp_trains_when_a_rank_has_only_videos_without_sound(tmp_path):
     result = subprocess.run([sys.executable, str(script), str(Path(__file__).parent), str(port)],
                             check=False, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_checkpoint_saved_by_version_0_1_loads_with_the_same_outputs(tmp_path):
+    """Version 0.1 wrote every config setting at the top level and the processor as one flat
+    preprocessor_config.json; the weights' names are unchanged. Such a folder loads and computes the same."""
+    from emotions_hf.configuration_avcanet import FLAT_SETTINGS
+    from emotions_hf.processing_avcanet import AVCANetProcessor
+
+    model = AVCANetForVideoClassification(AVCANetConfig(**TINY)).eval()
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    for flat, (key, field) in FLAT_SETTINGS.items():  # back to the flat form
+        saved[flat] = saved[key][field]
+    del saved["vision_config"], saved["audio_config"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    flat_processor = {"num_snippets": 4, "frames_per_snippet": 2, "image_size": 32, "num_mfcc": 8, "mfcc_frames": 64,
+                      "feature_extractor_type": "AVCANetProcessor", "processor_class": "AVCANetProcessor"}
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(flat_processor))
+
+    loaded = AVCANetForVideoClassification.from_pretrained(tmp_path).eval()
+    processor = AVCANetProcessor.from_pretrained(tmp_path)
+    processor.check_model_config(loaded.config)
+    inputs = make_inputs(loaded.config, audio_mask=[True, False])
+    inputs.pop("labels")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)

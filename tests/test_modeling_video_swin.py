@@ -9,10 +9,10 @@ from torch.utils.checkpoint import checkpoint
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from emotions_hf import modeling_video_swin
-from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.configuration_video_swin import VideoSwinConfig
 from emotions_hf.modeling_video_swin import (
-    VideoSwin3DModel,
     VideoSwinBlock3D,
+    VideoSwinModel,
     relative_position_index,
     window_partition,
     window_reverse,
@@ -21,9 +21,9 @@ from emotions_hf.modeling_video_swin import (
 
 def tiny_config(**overrides):
     values = {"embed_dim": 8, "depths": (2, 2), "num_heads": (1, 2), "window_size": (2, 3, 3), "patch_size": (1, 2, 2),
-              "image_size": 24, "frames_per_snippet": 4, "drop_path_rate": 0.0}
+              "image_size": 24, "num_frames": 4, "drop_path_rate": 0.0}
     values.update(overrides)
-    return AVCANetConfig(**values)
+    return VideoSwinConfig(**values)
 
 
 def randomized(model, seed=0):
@@ -46,29 +46,29 @@ def randomized(model, seed=0):
 )
 def test_output_shapes(overrides, clip):
     config = tiny_config(**overrides)
-    model = randomized(VideoSwin3DModel(config)).eval()
-    features = model(torch.randn(clip))
-    assert features.shape == (clip[0], config.backbone_hidden_size)
+    model = randomized(VideoSwinModel(config)).eval()
+    features = model(torch.randn(clip)).pooler_output
+    assert features.shape == (clip[0], config.hidden_size)
     assert torch.isfinite(features).all()
 
 
 def test_full_size_swin_t_shape():
-    config = AVCANetConfig()
-    model = VideoSwin3DModel(config).eval()
+    config = VideoSwinConfig()
+    model = VideoSwinModel(config).eval()
     assert sum(p.numel() for p in model.parameters()) == 28_158_070 - 400 * 768 - 400  # Swin-T K400 minus its head
     with torch.no_grad():
-        features = model(torch.randn(1, 3, 8, 112, 112))
+        features = model(torch.randn(1, 3, 8, 112, 112)).pooler_output
     assert features.shape == (1, 768)
 
 
 def test_rejects_wrong_layout():
-    model = VideoSwin3DModel(tiny_config())
+    model = VideoSwinModel(tiny_config())
     with pytest.raises(ValueError, match=r"\(N, 3, T, H, W\)"):
         model(torch.randn(1, 4, 3, 24, 24))
 
 
 def test_patch_embedding_equals_conv3d_on_strided_input():
-    model = randomized(VideoSwin3DModel(tiny_config(patch_size=(2, 4, 4))))
+    model = randomized(VideoSwinModel(tiny_config(patch_size=(2, 4, 4))))
     embed = model.patch_embed
     clips = torch.randn(2, 4, 3, 24, 24).transpose(1, 2)  # (N, 3, T, H, W) view of a (N, T, 3, H, W) batch
     expected = embed.norm(embed.proj(clips.contiguous()).permute(0, 2, 3, 4, 1))
@@ -76,7 +76,7 @@ def test_patch_embedding_equals_conv3d_on_strided_input():
 
 
 def test_patch_merging_matches_official_neighbour_order():
-    model = randomized(VideoSwin3DModel(tiny_config()))
+    model = randomized(VideoSwinModel(tiny_config()))
     merge = model.layers[0].downsample
     x = torch.randn(2, 3, 6, 8, 8)
     official = torch.cat([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], -1)
@@ -135,7 +135,7 @@ def reference_attention(attn, x, window_size, shift_size):
 @pytest.mark.parametrize("spatial", [(4, 6, 6), (3, 5, 7)])  # the second needs padding
 def test_window_attention_matches_dense_reference(shifted, spatial):
     config = tiny_config(embed_dim=8, num_heads=(2, 2), window_size=(2, 3, 3))
-    stage = randomized(VideoSwin3DModel(config)).layers[0]
+    stage = randomized(VideoSwinModel(config)).layers[0]
     block = stage.blocks[1 if shifted else 0]
     x = torch.randn(2, *spatial, 8)
     window_size, shift_size = (2, 3, 3), ((1, 1, 1) if shifted else (0, 0, 0))
@@ -149,21 +149,21 @@ def test_window_attention_matches_dense_reference(shifted, spatial):
 def test_clipped_window_matches_dense_reference():
     """Feature smaller than the window: the window shrinks to the feature, and no shift."""
     config = tiny_config(window_size=(8, 7, 7), depths=(2,), num_heads=(2,))
-    model = randomized(VideoSwin3DModel(config)).eval()
+    model = randomized(VideoSwinModel(config)).eval()
     x = torch.randn(1, 3, 4, 8, 12)  # tokens (4, 4, 6): smaller than (8, 7, 7) everywhere
     tokens = model.patch_embed(x)
     block = model.layers[0].blocks[1]
     got = block._attention(tokens, (4, 4, 6), (0, 0, 0), None)
     torch.testing.assert_close(got, reference_attention(block.attn, tokens, (4, 4, 6), (0, 0, 0)), rtol=1e-4, atol=1e-5)
     with torch.no_grad():
-        assert model(x).shape == (1, 8)
+        assert model(x).pooler_output.shape == (1, 8)
 
 
 @pytest.mark.parametrize("shifted", [False, True])
 def test_attention_outside_the_window_gets_exactly_zero_weight(shifted):
     """Perturb a token the block must not see from a window: that window's outputs do not change at all."""
     config = tiny_config(embed_dim=8, num_heads=(2, 2), window_size=(2, 3, 3))
-    stage = randomized(VideoSwin3DModel(config)).layers[0].eval()
+    stage = randomized(VideoSwinModel(config)).layers[0].eval()
     block = stage.blocks[1 if shifted else 0]
     spatial = (2, 6, 6)
     window_size = (2, 3, 3)
@@ -185,7 +185,7 @@ def test_attention_outside_the_window_gets_exactly_zero_weight(shifted):
 
 
 def test_shift_mask_is_built_once_per_shape():
-    model = randomized(VideoSwin3DModel(tiny_config())).eval()
+    model = randomized(VideoSwinModel(tiny_config())).eval()
     stage = model.layers[0]
     with torch.no_grad():
         model(torch.randn(1, 3, 4, 24, 24))
@@ -195,21 +195,21 @@ def test_shift_mask_is_built_once_per_shape():
 
 
 def test_gradients_reach_every_parameter():
-    model = randomized(VideoSwin3DModel(tiny_config())).train()
-    model(torch.randn(2, 3, 4, 24, 24)).square().sum().backward()
+    model = randomized(VideoSwinModel(tiny_config())).train()
+    model(torch.randn(2, 3, 4, 24, 24)).pooler_output.square().sum().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
     config = tiny_config(drop_path_rate=0.3)
-    model = randomized(VideoSwin3DModel(config)).train()
+    model = randomized(VideoSwinModel(config)).train()
     clips = torch.randn(2, 3, 4, 24, 24)
 
     def gradients(seed):
         model.zero_grad()
         torch.manual_seed(seed)
-        model(clips).square().sum().backward()
+        model(clips).pooler_output.square().sum().backward()
         return {name: p.grad.clone() for name, p in model.named_parameters()}
 
     plain = gradients(0)
@@ -255,19 +255,19 @@ def test_matches_torchvision_swin3d_t_with_its_weights():
     torch.manual_seed(0)
     reference = video_models.swin3d_t().eval()
     reference.head = torch.nn.Identity()
-    config = AVCANetConfig(image_size=224, frames_per_snippet=4)
+    config = VideoSwinConfig(image_size=224, num_frames=4)
     state, report = convert_video_backbone(reference.state_dict(), config)
     assert not report.missing_keys and not report.unexpected_keys
-    model = VideoSwin3DModel(config).eval()
+    model = VideoSwinModel(config).eval()
     model.load_state_dict(state, strict=True)
     clip = torch.randn(1, 3, 4, 224, 224)
     with torch.no_grad():
-        torch.testing.assert_close(model(clip), reference(clip), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model(clip).pooler_output, reference(clip), rtol=1e-4, atol=1e-5)
 
 
 def backbone_outputs_and_gradients(model, clips):
     model.zero_grad()
-    out = model(clips)
+    out = model(clips).pooler_output
     out.square().sum().backward()
     return out.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
 
@@ -275,8 +275,8 @@ def backbone_outputs_and_gradients(model, clips):
 def test_eager_attention_matches_the_fast_paths_forward_and_gradients():
     """`attn_implementation="eager"` runs the plain softmax(QKᵀ/√d + bias)V; the fused CPU training path (and
     SDPA, under no_grad) give the same outputs and gradients."""
-    fast = randomized(VideoSwin3DModel(tiny_config())).train()
-    eager = VideoSwin3DModel(tiny_config(attn_implementation="eager")).train()
+    fast = randomized(VideoSwinModel(tiny_config())).train()
+    eager = VideoSwinModel(tiny_config(attn_implementation="eager")).train()
     eager.load_state_dict(fast.state_dict())
     assert fast.config._attn_implementation != "eager" and eager.config._attn_implementation == "eager"
     clips = torch.randn(2, 3, 4, 24, 24, generator=torch.Generator().manual_seed(1))
@@ -286,7 +286,7 @@ def test_eager_attention_matches_the_fast_paths_forward_and_gradients():
     for name in fast_grads:
         torch.testing.assert_close(fast_grads[name], eager_grads[name], rtol=1e-4, atol=1e-5, msg=name)
     with torch.no_grad():
-        torch.testing.assert_close(fast.eval()(clips), eager.eval()(clips), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fast.eval()(clips).pooler_output, eager.eval()(clips).pooler_output, rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture
@@ -299,7 +299,7 @@ def fresh_kernel_check():
 
 def test_cpu_training_falls_back_to_sdpa_without_the_private_kernel(monkeypatch, fresh_kernel_check):
     """A torch without the fused CPU kernel trains through SDPA, with the same outputs and gradients."""
-    model = randomized(VideoSwin3DModel(tiny_config())).train()
+    model = randomized(VideoSwinModel(tiny_config())).train()
     clips = torch.randn(2, 3, 4, 24, 24, generator=torch.Generator().manual_seed(1))
     fused_out, fused_grads = backbone_outputs_and_gradients(model, clips)
 

@@ -9,10 +9,10 @@ from media_samples import grey_frames
 from test_pipeline_video_emotion import _CountingProcessor, _scores, save_tiny_checkpoint
 from transformers import pipeline
 
+from emotions_hf.data.video_writer import write_video
 from emotions_hf.decoding import content_times, probe
 from emotions_hf.errors import VideoReadError
 from emotions_hf.pipeline_video_emotion import DEFAULT_MAX_TIMELINE_WINDOWS, plan_timeline, plan_windows
-from emotions_hf.video_writer import write_video
 
 
 @pytest.fixture(scope="module")

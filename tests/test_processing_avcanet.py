@@ -1,4 +1,5 @@
 import io
+import json
 import pickle
 
 import numpy as np
@@ -10,7 +11,9 @@ import emotions_hf  # noqa: F401  (registers the Auto classes)
 from emotions_hf.configuration_avcanet import AVCANetConfig
 from emotions_hf.decoding import sample_frame_indices
 from emotions_hf.errors import VideoReadError
+from emotions_hf.feature_extraction_avcanet import AVCANetFeatureExtractor
 from emotions_hf.processing_avcanet import AVCANetProcessor
+from emotions_hf.video_processing_avcanet import AVCANetVideoProcessor
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
@@ -19,6 +22,12 @@ def small_processor(**kwargs):
     settings = {"num_snippets": 4, "frames_per_snippet": 2, "image_size": 32, "mfcc_frames": 64}
     settings.update(kwargs)
     return AVCANetProcessor(**settings)
+
+
+def without_auto_map(settings: dict) -> dict:
+    """Saving adds `auto_map` (where the code lives) to the saved object: compare the settings only."""
+    return {key: without_auto_map(value) if isinstance(value, dict) else value
+            for key, value in settings.items() if key != "auto_map"}
 
 
 def frame_indices(pixel_values: torch.Tensor) -> np.ndarray:
@@ -47,7 +56,7 @@ def test_full_size_defaults_match_the_model_contract(clip):
     processor = AVCANetProcessor.from_model_config(config)
     batch = processor(clip)
     assert batch["pixel_values"].shape == (1, 16, 8, 3, 112, 112)
-    assert batch["input_features"].shape == (1, 16, config.mfcc_chunk_frames, config.num_mfcc)
+    assert batch["input_features"].shape == (1, 16, config.audio_config.num_frames, config.audio_config.num_mfcc)
 
 
 def test_input_features_are_the_mfcc_cut_into_snippet_chunks(clip):
@@ -150,10 +159,14 @@ def test_save_load_and_auto_classes(tmp_path, clip):
 
     processor = small_processor(backend="pyav", brightness=0.1)
     processor.save_pretrained(tmp_path / "saved")
-    assert (tmp_path / "saved" / "preprocessor_config.json").exists()
-    for loader in (AVCANetProcessor, AutoProcessor, AutoFeatureExtractor):
+    assert (tmp_path / "saved" / "processor_config.json").exists()
+    for loader in (AVCANetProcessor, AutoProcessor):
         loaded = loader.from_pretrained(tmp_path / "saved")
-        assert type(loaded) is AVCANetProcessor and loaded.to_dict() == processor.to_dict()
+        assert type(loaded) is AVCANetProcessor
+        assert without_auto_map(loaded.to_dict()) == without_auto_map(processor.to_dict())
+    extractor = AutoFeatureExtractor.from_pretrained(tmp_path / "saved")
+    assert type(extractor) is AVCANetFeatureExtractor
+    assert extractor.to_dict() == processor.feature_extractor.to_dict()
     restored = pickle.loads(pickle.dumps(processor))
     torch.testing.assert_close(restored(clip)["pixel_values"], processor(clip)["pixel_values"])
 
@@ -183,3 +196,61 @@ def test_three_minute_video(tmp_path):
     expected = sample_frame_indices(np.arange(4500) / 25, 16, 8).indices  # segments of 11.25 s
     assert expected[0, 0] == 137 and expected[-1, -1] == 4362
     np.testing.assert_array_equal(frame_indices(batch["pixel_values"][0]), expected % 32)  # grey repeats every 32
+
+
+def test_sub_processors_save_under_their_own_file_names_and_work_alone(tmp_path, clip):
+    processor = small_processor()
+    processor.video_processor.save_pretrained(tmp_path / "video")
+    processor.feature_extractor.save_pretrained(tmp_path / "audio")
+    assert (tmp_path / "video" / "video_preprocessor_config.json").exists()
+    assert (tmp_path / "audio" / "preprocessor_config.json").exists()
+    video_processor = AVCANetVideoProcessor.from_pretrained(tmp_path / "video")
+    extractor = AVCANetFeatureExtractor.from_pretrained(tmp_path / "audio")
+    torch.testing.assert_close(video_processor(clip)["pixel_values"], processor(clip)["pixel_values"])
+    together = processor(clip)
+    alone = extractor(str(clip))
+    torch.testing.assert_close(alone["input_features"], together["input_features"])
+    assert alone["audio_mask"].tolist() == together["audio_mask"].tolist() == [True]
+
+
+def test_video_processor_loads_through_auto_video_processor_where_torchvision_is(tmp_path):
+    """transformers' AutoVideoProcessor needs torchvision, which the CPU setup here does not install."""
+    pytest.importorskip("torchvision")
+    from transformers import AutoVideoProcessor
+
+    small_processor().save_pretrained(tmp_path)
+    assert type(AutoVideoProcessor.from_pretrained(tmp_path)) is AVCANetVideoProcessor
+
+
+def test_folder_saved_by_version_0_1_still_loads(tmp_path, clip):
+    """Version 0.1 saved one flat preprocessor_config.json naming AVCANetProcessor."""
+    flat = {"num_snippets": 4, "frames_per_snippet": 2, "image_size": 32, "mfcc_frames": 64, "num_mfcc": 32,
+            "sample_rate": 44100, "backend": "auto", "modality": "audio-visual",
+            "feature_extractor_type": "AVCANetProcessor", "processor_class": "AVCANetProcessor"}
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(flat))
+    loaded = AVCANetProcessor.from_pretrained(tmp_path)
+    assert (loaded.video_processor.num_snippets, loaded.video_processor.image_size) == (4, 32)
+    assert (loaded.feature_extractor.num_snippets, loaded.feature_extractor.mfcc_frames) == (4, 64)
+    assert loaded(clip)["pixel_values"].shape == (1, 4, 2, 3, 32, 32)
+
+
+def test_processor_and_model_mismatch_names_both_values():
+    config = AVCANetConfig(num_snippets=4, image_size=32, frames_per_snippet=2, mfcc_chunk_frames=16)
+    AVCANetProcessor.from_model_config(config).check_model_config(config)
+    with pytest.raises(ValueError, match=r"processor video_processor.image_size=64 but model "
+                                         r"vision_config.image_size=32"):
+        AVCANetProcessor.from_model_config(config, image_size=64).check_model_config(config)
+    with pytest.raises(ValueError, match=r"feature_extractor.mfcc_chunk_frames=32 but model audio_config.num_frames=16"):
+        AVCANetProcessor.from_model_config(config, mfcc_frames=128).check_model_config(config)
+    with pytest.raises(ValueError, match=r"modality='visual' makes no audio input"):
+        AVCANetProcessor.from_model_config(config, modality="visual").check_model_config(config)
+    with pytest.raises(ValueError, match="num_snippets=4 snippets, the feature extractor into 2"):
+        AVCANetProcessor(AVCANetVideoProcessor(num_snippets=4), AVCANetFeatureExtractor(num_snippets=2))
+
+
+def test_return_tensors_none_gives_one_numpy_array_per_video(clip):
+    processor = small_processor()
+    batch = processor([clip, clip], return_tensors=None)
+    assert isinstance(batch["pixel_values"], list) and len(batch["pixel_values"]) == 2
+    assert all(isinstance(value, np.ndarray) for value in batch["pixel_values"] + batch["input_features"])
+    np.testing.assert_allclose(batch["pixel_values"][0], processor(clip)["pixel_values"][0].numpy())

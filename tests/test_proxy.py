@@ -7,11 +7,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from emotions_hf.audio_features import read_audio
+from emotions_hf.data.video_writer import write_video
 from emotions_hf.decoding import probe, read_clip
 from emotions_hf.errors import VideoReadError
 from emotions_hf.processing_avcanet import AVCANetProcessor
 from emotions_hf.proxy import write_mfcc_cache, write_proxy
-from emotions_hf.video_writer import write_video
 
 
 def small_processor(**kwargs):

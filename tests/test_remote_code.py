@@ -1,14 +1,11 @@
 """A saved AV-CANet folder carries its code: a process that cannot import emotions_hf still loads and runs it."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import torch
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
+from without_package import HUB_ROUTES, run_without_package
 
 import emotions_hf  # noqa: F401  (registers the Auto classes and the remote-code auto_map)
 from emotions_hf.configuration_avcanet import AVCANetConfig
@@ -20,34 +17,21 @@ TINY = {
     "audio_hidden_sizes": (8, 16), "hidden_size": 16, "lgf_num_heads": 2,
 }
 
-LOADER = textwrap.dedent(
-    """
-    import importlib.abc, sys
+LOADER = """
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForVideoClassification
 
-    class BlockEmotionsHF(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "emotions_hf" or name.startswith("emotions_hf."):
-                raise ImportError(f"{name} is blocked: the saved folder must carry its own code")
-            return None
-
-    sys.meta_path.insert(0, BlockEmotionsHF())
-
-    import torch
-    from safetensors.torch import load_file
-    from transformers import AutoModelForVideoClassification
-
-    folder, tensors = sys.argv[1], load_file(sys.argv[2])
-    model = AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True).eval()
-    assert not any(name.startswith("emotions_hf") for name in sys.modules), "emotions_hf was imported"
-    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-    with torch.no_grad():
-        out = model(pixel_values=tensors["pixel_values"], input_features=tensors["input_features"],
-                    audio_mask=tensors["audio_mask"])
-    # Same weights, same code and the parent's thread count: the logits must be bit-identical.
-    torch.testing.assert_close(out.logits, tensors["logits"], rtol=0, atol=0)
-    print("REMOTE-CODE-OK", type(model).__name__)
-    """
-)
+folder, tensors = sys.argv[1], load_file(sys.argv[2])
+model = AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+with torch.no_grad():
+    out = model(pixel_values=tensors["pixel_values"], input_features=tensors["input_features"],
+                audio_mask=tensors["audio_mask"])
+# Same weights, same code and the parent's thread count: the logits must be bit-identical.
+torch.testing.assert_close(out.logits, tensors["logits"], rtol=0, atol=0)
+print("REMOTE-CODE-OK", type(model).__name__)
+"""
 
 
 def test_saved_folder_loads_without_the_package(tmp_path):
@@ -60,6 +44,7 @@ def test_saved_folder_loads_without_the_package(tmp_path):
     saved_config = json.loads((folder / "config.json").read_text())
     assert saved_config["auto_map"] == {
         "AutoConfig": "configuration_avcanet.AVCANetConfig",
+        "AutoModel": "modeling_avcanet.AVCANetModel",
         "AutoModelForVideoClassification": "modeling_avcanet.AVCANetForVideoClassification",
     }
     for code_file in ("modeling_avcanet.py", "configuration_avcanet.py", "modeling_video_swin.py",
@@ -77,14 +62,8 @@ def test_saved_folder_loads_without_the_package(tmp_path):
     tensors_path = tmp_path / "inputs.safetensors"
     save_file(inputs, str(tensors_path))
 
-    script = tmp_path / "load_remote.py"
-    script.write_text(LOADER)
-    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1",
-               OMP_NUM_THREADS=str(torch.get_num_threads()))
-    result = subprocess.run([sys.executable, str(script), str(folder), str(tensors_path)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "REMOTE-CODE-OK AVCANetForVideoClassification" in result.stdout
+    stdout = run_without_package(tmp_path, LOADER, folder, tensors_path)
+    assert "REMOTE-CODE-OK AVCANetForVideoClassification" in stdout
 
 
 def test_auto_classes_resolve_to_avcanet():
@@ -92,3 +71,22 @@ def test_auto_classes_resolve_to_avcanet():
     assert type(AutoConfig.for_model("avcanet", **TINY)) is AVCANetConfig
     assert type(AutoModel.from_config(config)) is AVCANetModel
     assert type(AutoModelForVideoClassification.from_config(config)) is AVCANetForVideoClassification
+
+
+def test_saved_pipeline_runs_every_hub_route_without_the_package(tmp_path):
+    from media_samples import write
+    from transformers import pipeline
+
+    from emotions_hf.processing_avcanet import AVCANetProcessor
+
+    config = AVCANetConfig(**TINY)
+    pipe = pipeline("video-emotion", model=AVCANetForVideoClassification(config).eval(),
+                    processor=AVCANetProcessor.from_model_config(config))
+    pipe.save_pretrained(tmp_path / "repo")
+    saved_config = json.loads((tmp_path / "repo" / "config.json").read_text())
+    assert saved_config["custom_pipelines"] == {"video-emotion": {
+        "impl": "pipeline_video_emotion.VideoEmotionPipeline", "pt": ["AutoModelForVideoClassification"],
+        "type": "multimodal"}}
+    video = write(tmp_path / "clip.mp4", num_frames=12)
+    stdout = run_without_package(tmp_path, HUB_ROUTES, tmp_path / "repo", video)
+    assert stdout.count("PIPELINE VideoEmotionPipeline") == 2 and "HUB-ROUTES-OK" in stdout

@@ -1,6 +1,7 @@
 import concurrent.futures
 import fnmatch
 import json
+import re
 import types
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import huggingface_hub
 import pytest
 import torch
 from presets import SMALL_CONFIG
+from without_package import HUB_ROUTES, run_without_package
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
 from emotions_hf.data.synthetic import generate
@@ -108,10 +110,10 @@ def test_collator_drops_an_unreadable_video_or_stops(clips):
 def test_loss_weighs_every_sample_equally_across_uneven_accumulation_steps(tmp_path):
     """Micro-batches of 3 and 1 videos (e.g. one dropped) must give the gradient of the mean over all 4."""
     model = small_model(**VISUAL_NO_DROPOUT)
-    c = model.config
+    c, vision = model.config, model.config.vision_config
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randn(
-        4, c.num_snippets, c.frames_per_snippet, 3, c.image_size, c.image_size, generator=generator
+        4, c.num_snippets, vision.num_frames, 3, vision.image_size, vision.image_size, generator=generator
     )
     labels = torch.tensor([0, 3, 5, 1])
     reference = model(pixel_values=pixels, labels=labels).loss
@@ -219,7 +221,7 @@ class FakeHub:
             if path.is_file() and not any(
                 fnmatch.fnmatch(name.split("/")[0], p) for p in ignore_patterns or []
             ):
-                files[name] = path.read_bytes() if path.suffix in (".json", ".md") else b""
+                files[name] = path.read_bytes()
         self.uploads.append({"repo_id": repo_id, "path_in_repo": path_in_repo, "files": files})
         future = concurrent.futures.Future()
         future.set_result(None)
@@ -256,14 +258,17 @@ def test_push_to_hub_sends_weights_processor_code_and_card_while_training(clips,
     config = json.loads(pushed["config.json"])
     assert config["auto_map"] == {
         "AutoConfig": "configuration_avcanet.AVCANetConfig",
+        "AutoModel": "modeling_avcanet.AVCANetModel",
         "AutoModelForVideoClassification": "modeling_avcanet.AVCANetForVideoClassification",
     }
+    assert config["custom_pipelines"]["video-emotion"]["impl"] == "pipeline_video_emotion.VideoEmotionPipeline"
     for name in (
         "model.safetensors",
-        "preprocessor_config.json",
+        "processor_config.json",
         "modeling_avcanet.py",
         "configuration_avcanet.py",
         "processing_avcanet.py",
+        "pipeline_video_emotion.py",
         "README.md",
     ):
         assert name in pushed, name
@@ -276,3 +281,18 @@ def test_push_to_hub_sends_weights_processor_code_and_card_while_training(clips,
     final = hub.uploads[-1]["files"]
     assert not any(name.startswith("checkpoint-") for name in final)
     assert "| this model (eval) |" in final["README.md"].decode()
+    # The repo as the Hub now holds it serves every route to someone without this package.
+    repo = tmp_path / "hub-repo"
+    for name, content in final.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes(content)
+    stdout = run_without_package(tmp_path, HUB_ROUTES, repo, rows[0]["video"])
+    assert "HUB-ROUTES-OK" in stdout
+    # and the card's snippets for such a user run as written (the repo id and the video being ours)
+    card = final["README.md"].decode()
+    snippets = [block for block in re.findall(r"```python\n(.*?)```", card, flags=re.DOTALL)
+                if "emotions_hf" not in block]
+    assert len(snippets) == 2
+    for snippet in snippets:
+        code = snippet.replace("someone/avcanet-test", str(repo)).replace("my_video.mp4", rows[0]["video"])
+        assert run_without_package(tmp_path, code).strip()

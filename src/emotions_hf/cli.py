@@ -10,10 +10,10 @@ import argparse
 import importlib
 import sys
 
-from .cpu_memory import keep_freed_memory
 from .data.prepare import PrepareEnvironmentError, prepare
 from .data.variants import DEFAULT_SEED, DEFAULT_TEST_FRACTION, TEST_VARIANT_SIZE, VARIANTS
 from .labels import LABEL_SETS
+from .utils.cpu_memory import keep_freed_memory
 
 # Exit statuses of `prepare`: 2 for bad input or options, 3 when the machine stopped it (disk full,
 # read-only, permissions: fix that and run again), 1 for any other file error.

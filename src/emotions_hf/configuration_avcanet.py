@@ -1,21 +1,18 @@
 """AV-CANet configuration: every size and switch of the paper's model (§4) and loss (Eq. 15), with the paper's
-defaults (`paper.py`)."""
+defaults (`paper.py`). The two encoders have configs of their own, as in CLAP or LLaVA: `vision_config` (a
+`VideoSwinConfig`) and `audio_config` (an `AVCANetAudioConfig`); the LGF module, the fusion and the loss are set here.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from transformers import PreTrainedConfig
 from transformers.utils import logging
 
+from .configuration_video_swin import VideoSwinConfig, as_tuples
 from .labels import DEFAULT_POLARITY, EMOTIONS, LABEL_SETS, POLARITIES, known_polarities
-from .paper import (
-    FRAMES_PER_SNIPPET,
-    HIDDEN_SIZE,
-    IMAGE_SIZE,
-    MFCC_FRAMES,
-    NUM_MFCC,
-    NUM_SNIPPETS,
-    POLARITY_GAMMA,
-)
+from .paper import HIDDEN_SIZE, MFCC_FRAMES, NUM_MFCC, NUM_SNIPPETS, POLARITY_GAMMA
 
 FUSIONS = ("mid_concat", "gated", "ew_multiply", "sum", "neural")
 # Fusions whose fused logit is a sum of a visual and an audio term (W_f[:, :C1] E_v + W_f[:, C1:] E_a).
@@ -40,37 +37,96 @@ class ModalityStreams:
         return self.modality in ("audio-visual", "audio")
 
 
-def _tuple(value):
-    return tuple(value) if value is not None else None
+class AVCANetAudioConfig(PreTrainedConfig):
+    r"""Configuration of AV-CANet's audio encoder: a ResNet (ResNet-34 by default) over one MFCC chunk per snippet.
+
+    Args:
+        num_mfcc (`int`, 32): MFCC coefficients.
+        num_frames (`int`, 256): MFCC frames per snippet chunk (q / s = 4096 / 16).
+        depths (`tuple[int]`, (3, 4, 6, 3)): basic blocks per stage.
+        hidden_sizes (`tuple[int]`, (64, 128, 256, 512)): stage widths; the last is `hidden_size`.
+        embedding_size (`int`, 64): channels of the stem conv.
+        stem_kernel (`tuple[int]`, (7, 1)) / stem_stride (`tuple[int]`, (2, 1)): the authors' first conv over
+            (time, coefficient).
+    """
+
+    model_type = "avcanet_audio"
+    base_config_key = "audio_config"
+
+    num_mfcc: int = NUM_MFCC
+    num_frames: int = MFCC_FRAMES // NUM_SNIPPETS
+    depths: tuple[int, ...] = (3, 4, 6, 3)
+    hidden_sizes: tuple[int, ...] = (64, 128, 256, 512)
+    embedding_size: int = 64
+    stem_kernel: tuple[int, int] = (7, 1)
+    stem_stride: tuple[int, int] = (2, 1)
+
+    def __post_init__(self, **kwargs):
+        kwargs.pop("hidden_size", None)  # derived from hidden_sizes
+        as_tuples(self, ("depths", "hidden_sizes", "stem_kernel", "stem_stride"))
+        super().__post_init__(**kwargs)
+        self.validate()
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the pooled chunk features (512 for ResNet-34)."""
+        return self.hidden_sizes[-1]
+
+    def validate(self):
+        if len(self.depths) != len(self.hidden_sizes):
+            raise ValueError(f"AVCANetAudioConfig: depths {self.depths} and hidden_sizes {self.hidden_sizes} differ "
+                             "in length")
+        if self.num_frames < 1 or self.num_mfcc < 1:
+            raise ValueError(f"AVCANetAudioConfig: num_frames={self.num_frames} and num_mfcc={self.num_mfcc} must "
+                             "be positive")
+
+
+
+# The flat keyword arguments of version 0.1 and where they live now: (sub-config, field).
+FLAT_SETTINGS = {
+    "frames_per_snippet": ("vision_config", "num_frames"),
+    **{name: ("vision_config", name) for name in (
+        "image_size", "num_channels", "patch_size", "embed_dim", "depths", "num_heads", "window_size", "mlp_ratio",
+        "qkv_bias", "drop_path_rate", "attention_dropout", "hidden_dropout", "layer_norm_eps")},
+    "mfcc_chunk_frames": ("audio_config", "num_frames"),
+    "num_mfcc": ("audio_config", "num_mfcc"),
+    "audio_depths": ("audio_config", "depths"),
+    "audio_hidden_sizes": ("audio_config", "hidden_sizes"),
+    "audio_stem_kernel": ("audio_config", "stem_kernel"),
+    "audio_stem_stride": ("audio_config", "stem_stride"),
+}
+
+
+def _sub_config(key: str, value, config_class, flat: dict):
+    """A sub-config from an instance, a dict or None, with the flat settings of version 0.1 moved into it (over
+    the dict's values: a preset dict plus a flat override is the usual case)."""
+    if isinstance(value, PreTrainedConfig):
+        if flat:
+            raise ValueError(f"AVCANetConfig: {sorted(flat)} are {key} settings; set them on the {key} you pass")
+        return value
+    settings = {**(value or {}), **flat}
+    settings.pop("model_type", None)
+    try:
+        return config_class(**settings)
+    except ValueError as error:
+        raise ValueError(f"AVCANetConfig: {key}: {error}") from None
 
 
 class AVCANetConfig(ModalityStreams, PreTrainedConfig):
     r"""Configuration of [`AVCANetForVideoClassification`].
 
-    Inputs are `num_snippets` snippets of `frames_per_snippet` frames at `image_size`², and one MFCC
-    chunk of `mfcc_chunk_frames` × `num_mfcc` per snippet.
+    Inputs are `num_snippets` snippets of `vision_config.num_frames` frames at `vision_config.image_size`², and one
+    MFCC chunk of `audio_config.num_frames` × `audio_config.num_mfcc` per snippet.
+
+    The flat keyword arguments of version 0.1 (`image_size`, `frames_per_snippet`, `embed_dim`, `depths`,
+    `num_mfcc`, `mfcc_chunk_frames`, `audio_depths`, ...: see `FLAT_SETTINGS`) are still accepted, so configs saved
+    by it load; they are moved into the sub-configs.
 
     Args:
-        num_snippets (`int`, 16): segments s a video is cut into.
-        frames_per_snippet (`int`, 8): consecutive frames T per snippet.
-        image_size (`int`, 112): frame height and width.
-        num_channels (`int`, 3): colour channels.
-        patch_size (`tuple[int]`, (2, 4, 4)): Video Swin patch (time, height, width).
-        embed_dim (`int`, 96): Video Swin channel width C of the first stage (the last has 8C).
-        depths (`tuple[int]`, (2, 2, 6, 2)): Swin blocks per stage.
-        num_heads (`tuple[int]`, (3, 6, 12, 24)): attention heads per stage.
-        window_size (`tuple[int]`, (8, 7, 7)): 3D attention window (time, height, width).
-        mlp_ratio (`float`, 4.0): Swin MLP hidden width over channel width.
-        qkv_bias (`bool`, True): bias on the fused qkv projection.
-        drop_path_rate (`float`, 0.1): stochastic depth, linearly increasing over blocks.
-        attention_dropout (`float`, 0.0) / hidden_dropout (`float`, 0.0): Swin dropouts.
-        layer_norm_eps (`float`, 1e-5): LayerNorm epsilon of the backbone.
-        mfcc_chunk_frames (`int`, 256): MFCC frames per snippet chunk (q / s = 4096 / 16).
-        num_mfcc (`int`, 32): MFCC coefficients.
-        audio_depths (`tuple[int]`, (3, 4, 6, 3)): ResNet-34 basic blocks per stage.
-        audio_hidden_sizes (`tuple[int]`, (64, 128, 256, 512)): ResNet-34 stage widths.
-        audio_stem_kernel (`tuple[int]`, (7, 1)) / audio_stem_stride (`tuple[int]`, (2, 1)): the
-            authors' first conv over (time, coefficient).
+        vision_config (`VideoSwinConfig` or `dict`): the Video Swin backbone (Swin-T on 8 × 112² clips); its
+            `num_frames` is T, the frames per snippet, and `image_size` the frame side.
+        audio_config (`AVCANetAudioConfig` or `dict`): the MFCC ResNet (ResNet-34 on 256 × 32 chunks).
+        num_snippets (`int`, 16): segments s a video is cut into; each gives one clip and one MFCC chunk.
         hidden_size (`int`, 512): C1, the width of F_v, F_a and the whole LGF module.
         lgf_window_sizes (`tuple[int]`, (1, 2)): LISF level windows d_l (snippet t attends to |j − t| ≤ d_l);
             their number is the number of pyramid levels L. The authors' code uses d_l = 2^l for the
@@ -102,30 +158,13 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
     """
 
     model_type = "avcanet"
+    sub_configs_defaults: ClassVar[dict] = {"vision_config": VideoSwinConfig, "audio_config": AVCANetAudioConfig}
 
     def __init__(
         self,
+        vision_config=None,
+        audio_config=None,
         num_snippets=NUM_SNIPPETS,
-        frames_per_snippet=FRAMES_PER_SNIPPET,
-        image_size=IMAGE_SIZE,
-        num_channels=3,
-        patch_size=(2, 4, 4),
-        embed_dim=96,
-        depths=(2, 2, 6, 2),
-        num_heads=(3, 6, 12, 24),
-        window_size=(8, 7, 7),
-        mlp_ratio=4.0,
-        qkv_bias=True,
-        drop_path_rate=0.1,
-        attention_dropout=0.0,
-        hidden_dropout=0.0,
-        layer_norm_eps=1e-5,
-        mfcc_chunk_frames=MFCC_FRAMES // NUM_SNIPPETS,
-        num_mfcc=NUM_MFCC,
-        audio_depths=(3, 4, 6, 3),
-        audio_hidden_sizes=(64, 128, 256, 512),
-        audio_stem_kernel=(7, 1),
-        audio_stem_stride=(2, 1),
         hidden_size=HIDDEN_SIZE,
         lgf_window_sizes=(1, 2),
         lgf_num_heads=8,
@@ -151,30 +190,21 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             kwargs["id2label"] = EMOTIONS.id2label
             kwargs["label2id"] = EMOTIONS.label2id
         given_id2label = kwargs.get("id2label")
+        if __name__.startswith("emotions_hf."):
+            # A saved model stores the video-emotion pipeline (`custom_pipelines`) for users without this package.
+            # Loaded by the installed package, whose registered pipeline serves that task, the stored copy would
+            # only make transformers demand trust_remote_code=True: it is dropped (saving writes it again).
+            kwargs.pop("custom_pipelines", None)
+        flat = {key: {} for key in self.sub_configs}
+        for name in [name for name in kwargs if name in FLAT_SETTINGS]:
+            key, field = FLAT_SETTINGS[name]
+            flat[key][field] = kwargs.pop(name)
+        self.vision_config = _sub_config("vision_config", vision_config, VideoSwinConfig, flat["vision_config"])
+        self.audio_config = _sub_config("audio_config", audio_config, AVCANetAudioConfig, flat["audio_config"])
         super().__init__(**kwargs)
         self.num_snippets = num_snippets
-        self.frames_per_snippet = frames_per_snippet
-        self.image_size = image_size
-        self.num_channels = num_channels
-        self.patch_size = _tuple(patch_size)
-        self.embed_dim = embed_dim
-        self.depths = _tuple(depths)
-        self.num_heads = _tuple(num_heads)
-        self.window_size = _tuple(window_size)
-        self.mlp_ratio = mlp_ratio
-        self.qkv_bias = qkv_bias
-        self.drop_path_rate = drop_path_rate
-        self.attention_dropout = attention_dropout
-        self.hidden_dropout = hidden_dropout
-        self.layer_norm_eps = layer_norm_eps
-        self.mfcc_chunk_frames = mfcc_chunk_frames
-        self.num_mfcc = num_mfcc
-        self.audio_depths = _tuple(audio_depths)
-        self.audio_hidden_sizes = _tuple(audio_hidden_sizes)
-        self.audio_stem_kernel = _tuple(audio_stem_kernel)
-        self.audio_stem_stride = _tuple(audio_stem_stride)
         self.hidden_size = hidden_size
-        self.lgf_window_sizes = _tuple(lgf_window_sizes)
+        self.lgf_window_sizes = tuple(lgf_window_sizes)
         self.lgf_num_heads = lgf_num_heads
         self.lgf_dropout = lgf_dropout
         self.lgf_ffn_ratio = lgf_ffn_ratio
@@ -197,11 +227,6 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         self.use_multitask_loss = use_multitask_loss
         self.initializer_range = initializer_range
         self.validate()
-
-    @property
-    def backbone_hidden_size(self) -> int:
-        """Channel width of the last Video Swin stage (768 for Swin-T)."""
-        return self.embed_dim * 2 ** (len(self.depths) - 1)
 
     @property
     def num_lgf_levels(self) -> int:
@@ -280,28 +305,14 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             fail(f"the multi-task loss uses the visual and audio halves of the linear fusion head, which "
                  f"fusion={self.fusion!r} does not have; set fusion to one of {LINEAR_FUSIONS} or "
                  "use_multitask_loss=False")
-        if len(self.depths) != len(self.num_heads):
-            fail(f"depths {self.depths} and num_heads {self.num_heads} must have the same length")
-        if len(self.patch_size) != 3 or len(self.window_size) != 3:
-            fail("patch_size and window_size are (time, height, width) triples")
-        if self.frames_per_snippet % self.patch_size[0]:
-            fail(f"frames_per_snippet={self.frames_per_snippet} must be a multiple of the temporal patch "
-                 f"size {self.patch_size[0]}")
-        if self.image_size % self.patch_size[1] or self.image_size % self.patch_size[2]:
-            fail(f"image_size={self.image_size} must be a multiple of the spatial patch size {self.patch_size[1:]}")
-        if any(self.embed_dim * 2**i % h for i, h in enumerate(self.num_heads)):
-            fail(f"each stage width embed_dim*2^i must divide by its heads: embed_dim={self.embed_dim}, "
-                 f"num_heads={self.num_heads}")
         if self.hidden_size % self.lgf_num_heads:
             fail(f"hidden_size={self.hidden_size} must be a multiple of lgf_num_heads={self.lgf_num_heads}")
         if int(self.hidden_size * self.lgf_ffn_ratio) < 1:
             fail(f"lgf_ffn_ratio={self.lgf_ffn_ratio} leaves the LGF feed-forward layers no width; use a positive ratio")
         if not self.lgf_window_sizes or any(int(d) < 0 for d in self.lgf_window_sizes):
             fail(f"lgf_window_sizes={self.lgf_window_sizes} needs at least one non-negative window")
-        if len(self.audio_depths) != len(self.audio_hidden_sizes):
-            fail(f"audio_depths {self.audio_depths} and audio_hidden_sizes {self.audio_hidden_sizes} differ in length")
-        if self.num_snippets < 1 or self.mfcc_chunk_frames < 1 or self.num_mfcc < 1:
-            fail("num_snippets, mfcc_chunk_frames and num_mfcc must be positive")
+        if self.num_snippets < 1:
+            fail(f"num_snippets={self.num_snippets} must be positive")
         labels = list(self.id2label.values())
         bad = [label for label in labels if self.label2polarity.get(label) not in POLARITIES]
         if bad:
@@ -314,4 +325,4 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             fail(f"polarity_gamma misses {missing_gamma}; give a gamma for each of {POLARITIES}")
 
 
-__all__ = ["AVCANetConfig"]
+__all__ = ["AVCANetAudioConfig", "AVCANetConfig"]

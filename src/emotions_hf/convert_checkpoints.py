@@ -1,6 +1,6 @@
 """Public pretrained checkpoints -> AV-CANet's encoders.
 
-Video (the `VideoSwin3DModel` backbone, official Video Swin names without `backbone.`):
+Video (the `VideoSwinModel` backbone, official Video Swin names without `backbone.`):
 - 2D Swin to inflate: a transformers `SwinModel` / `SwinForImageClassification` (folder, instance or state dict, old
   `attention.self.query` or new `attention.q_proj` names), the official 2D `.pth` (`ckpt["model"]`), torchvision `swin_t`;
 - 3D Video Swin as is: the official K400 `.pth` (`ckpt["state_dict"]`, `backbone.*`), torchvision `swin3d_t`, and our
@@ -25,9 +25,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import PreTrainedConfig
 
-from .configuration_avcanet import AVCANetConfig
-from .modeling_video_swin import VideoSwin3DModel
+from .configuration_avcanet import AVCANetAudioConfig
+from .configuration_video_swin import VideoSwinConfig
+from .modeling_video_swin import VideoSwinModel
 
 StateDict = dict[str, torch.Tensor]
 
@@ -293,7 +295,7 @@ def _normalise_video(state: StateDict, source_format: str, report: ConversionRep
     raise ValueError(f"unknown video checkpoint format {source_format!r}; expected one of {VIDEO_FORMATS} or 'auto'")
 
 
-def _inflate(state: StateDict, config: AVCANetConfig, origin: str) -> StateDict:
+def _inflate(state: StateDict, config: VideoSwinConfig, origin: str) -> StateDict:
     """2D Swin tensors -> 3D: patch conv repeated over the temporal patch and divided by its length (a static clip
     then embeds exactly like the image); relative position bias table tiled over the temporal offsets."""
     out = dict(state)
@@ -315,36 +317,54 @@ def _inflate(state: StateDict, config: AVCANetConfig, origin: str) -> StateDict:
     return out
 
 
-def _convert_video(state: StateDict, origin: str, config: AVCANetConfig, source_format: str
+def _vision_config(config: PreTrainedConfig) -> VideoSwinConfig:
+    """The backbone's config: a `VideoSwinConfig`, or the `vision_config` of an `AVCANetConfig`."""
+    return getattr(config, "vision_config", config)
+
+
+def _convert_video(state: StateDict, origin: str, config: PreTrainedConfig, source_format: str
                    ) -> tuple[StateDict, ConversionReport]:
+    config = _vision_config(config)
     if source_format == "auto":
         source_format = detect_video_format(state)
     report = ConversionReport(source_format)
     converted = _normalise_video(state, source_format, report)
     if source_format in ("hf_swin2d", "official_swin2d", "torchvision_swin2d"):
         converted = _inflate(converted, config, origin)
-    fitted = _fit_to_target(converted, _shapes_of(lambda: VideoSwin3DModel(config)), report, origin)
+    fitted = _fit_to_target(converted, _shapes_of(lambda: VideoSwinModel(config)), report, origin)
     return fitted, report
 
 
-def convert_video_backbone(source, config: AVCANetConfig, source_format: str = "auto"
+def convert_video_backbone(source, config: PreTrainedConfig, source_format: str = "auto"
                            ) -> tuple[StateDict, ConversionReport]:
-    """Any supported Swin / Video Swin checkpoint -> state dict of `VideoSwin3DModel(config)` (2D ones inflated).
+    """Any supported Swin / Video Swin checkpoint -> state dict of `VideoSwinModel(config)` (2D ones inflated).
 
-    `source_format`: "auto" (detected from the keys) or one of `VIDEO_FORMATS`.
+    `config`: a `VideoSwinConfig` or an `AVCANetConfig` (its `vision_config`). `source_format`: "auto" (detected
+    from the keys) or one of `VIDEO_FORMATS`.
     """
     state, origin = read_state_dict(source)
     return _convert_video(state, origin, config, source_format)
 
 
-def inflate_swin2d(source, target_config: AVCANetConfig) -> tuple[StateDict, ConversionReport]:
+def inflate_swin2d(source, target_config: PreTrainedConfig) -> tuple[StateDict, ConversionReport]:
     """A 2D Swin (transformers `SwinModel` folder / instance / state dict, official 2D `.pth`, torchvision `swin_t`)
-    -> inflated state dict of `VideoSwin3DModel(target_config)`."""
+    -> inflated state dict of `VideoSwinModel(target_config)` (a `VideoSwinConfig` or an `AVCANetConfig`)."""
     state, origin = read_state_dict(source)
     source_format = detect_video_format(state)
     if source_format not in ("hf_swin2d", "official_swin2d", "torchvision_swin2d"):
         raise ValueError(f"{origin}: this is a {source_format} checkpoint, not a 2D Swin; use convert_video_backbone")
     return _convert_video(state, origin, target_config, source_format)
+
+
+def load_video_swin(source, config: VideoSwinConfig | None = None, source_format: str = "auto"
+                    ) -> tuple[VideoSwinModel, ConversionReport]:
+    """A `VideoSwinModel` with the weights of any supported Swin / Video Swin checkpoint (2D ones inflated), ready
+    to `save_pretrained`; `config` defaults to Swin-T. Keys the checkpoint lacks are listed in the report's
+    `missing_keys` and keep their initial values."""
+    model = VideoSwinModel(config if config is not None else VideoSwinConfig())
+    state, report = convert_video_backbone(source, model.config, source_format)
+    report.missing_keys = sorted(model.load_state_dict(state, strict=False).missing_keys)
+    return model, report
 
 
 # --------------------------------------------------------------------------------------------------------- audio
@@ -410,16 +430,17 @@ def adapt_stem_kernel(weight: torch.Tensor, target_shape: torch.Size, origin: st
     return weight.contiguous()
 
 
-def _audio_encoder_builder(config: AVCANetConfig) -> Callable[[], nn.Module]:
+def _audio_encoder_builder(config: PreTrainedConfig) -> Callable[[], nn.Module]:
     from .modeling_avcanet import build_audio_encoder
 
-    return lambda: build_audio_encoder(config)
+    return lambda: build_audio_encoder(getattr(config, "audio_config", config))
 
 
-def convert_resnet(source, config: AVCANetConfig, target: nn.Module | None = None
+def convert_resnet(source, config: AVCANetAudioConfig | PreTrainedConfig, target: nn.Module | None = None
                    ) -> tuple[StateDict, ConversionReport]:
     """A 2D ResNet (transformers folder / instance / state dict, or a torchvision `.pth`) -> state dict of the audio
-    encoder (`target`, by default the one `AVCANetModel` builds for `config`), the stem adapted by
+    encoder (`target`, by default the one `AVCANetModel` builds for `config`, an `AVCANetAudioConfig` or an
+    `AVCANetConfig`), the stem adapted by
     `adapt_stem_kernel`."""
     state, origin = read_state_dict(source)
     source_format = detect_audio_format(state)
@@ -478,5 +499,6 @@ __all__ = [
     "detect_video_format",
     "inflate_swin2d",
     "load_pretrained_backbones",
+    "load_video_swin",
     "read_state_dict",
 ]

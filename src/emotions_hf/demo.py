@@ -229,8 +229,8 @@ def make_examples(folder: str | os.PathLike = DEFAULT_EXAMPLES_DIR, seed: int = 
     """Write the bundled example videos to `folder` unless they are there already; returns
     `[(path, caption), ...]`. Written beside it first and then moved in, so a crash leaves no half set."""
     from .data.synthetic import SAMPLE_RATE, class_cues, render_audio, render_frames
+    from .data.video_writer import write_video
     from .labels import EMOTIONS
-    from .video_writer import write_video
 
     folder = Path(folder)
     examples = [(folder / file_name, caption) for file_name, caption, _, _ in EXAMPLES]

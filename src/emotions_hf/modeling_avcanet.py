@@ -41,14 +41,9 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
-from .configuration_avcanet import LINEAR_FUSIONS, AVCANetConfig
+from .configuration_avcanet import LINEAR_FUSIONS, AVCANetAudioConfig, AVCANetConfig
 from .loss_avcanet import AVCANetLoss, EPCELoss
-from .modeling_video_swin import (
-    VideoSwin3DModel,
-    VideoSwinWindowAttention3D,
-    attention_function,
-    relative_position_index,
-)
+from .modeling_video_swin import VideoSwinModel, attention_function
 
 VIDEO, AUDIO = "video", "audio"
 
@@ -370,16 +365,16 @@ class NonLinearFusionHead(nn.Module):
         return self.classifier(fused), None, None
 
 
-def build_audio_encoder(config: AVCANetConfig) -> ResNetModel:
+def build_audio_encoder(config: AVCANetAudioConfig) -> ResNetModel:
     """ResNet over single-channel MFCC chunks (ResNet-34 by default) with the authors' (7, 1)/(2, 1) stem conv."""
     resnet = ResNetModel(ResNetConfig(
-        num_channels=1, embedding_size=64, hidden_sizes=list(config.audio_hidden_sizes),
-        depths=list(config.audio_depths), layer_type="basic", downsample_in_first_stage=False,
+        num_channels=1, embedding_size=config.embedding_size, hidden_sizes=list(config.hidden_sizes),
+        depths=list(config.depths), layer_type="basic", downsample_in_first_stage=False,
     ))
-    kernel = tuple(config.audio_stem_kernel)
+    kernel = config.stem_kernel
     resnet.embedder.embedder.convolution = nn.Conv2d(
-        1, 64, kernel_size=kernel, stride=tuple(config.audio_stem_stride), padding=tuple(k // 2 for k in kernel),
-        bias=False,
+        1, config.embedding_size, kernel_size=kernel, stride=config.stem_stride,
+        padding=tuple(k // 2 for k in kernel), bias=False,
     )
     return resnet
 
@@ -395,8 +390,8 @@ class AVCANetPreTrainedModel(PreTrainedModel):
     _no_split_modules = ("VideoSwinBlock3D", "LISFLevel")
 
     def _init_weights(self, module):
-        """Truncated-normal Linear/Conv weights and zero biases, unit norms, config-derived buffers; the ResNet keeps
-        its own kaiming init (transformers dispatches to it)."""
+        """Truncated-normal Linear/Conv weights and zero biases, unit norms, config-derived buffers; the Video Swin
+        backbone and the ResNet keep their own init (transformers dispatches to it)."""
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
             init.trunc_normal_(module.weight, std=std)
@@ -414,10 +409,6 @@ class AVCANetPreTrainedModel(PreTrainedModel):
             polarity, gamma = module.buffer_values()
             init.copy_(module.class_polarity, polarity)
             init.copy_(module.class_gamma, gamma)
-        elif isinstance(module, VideoSwinWindowAttention3D):
-            init.trunc_normal_(module.relative_position_bias_table, std=0.02)
-            # A non-persistent buffer: after meta-device loading it must be rebuilt here.
-            init.copy_(module.relative_position_index, relative_position_index(module.window_size, module.window_size))
 
 
 class AVCANetModel(AVCANetPreTrainedModel):
@@ -426,12 +417,12 @@ class AVCANetModel(AVCANetPreTrainedModel):
     def __init__(self, config: AVCANetConfig):
         super().__init__(config)
         if config.uses_video:
-            self.video_encoder = VideoSwin3DModel(config)
-            self.video_projection = nn.Linear(config.backbone_hidden_size, config.hidden_size)
+            self.video_encoder = VideoSwinModel(config.vision_config)
+            self.video_projection = nn.Linear(config.vision_config.hidden_size, config.hidden_size)
         if config.uses_audio:
-            self.audio_encoder = build_audio_encoder(config)
+            self.audio_encoder = build_audio_encoder(config.audio_config)
             self.audio_projection = nn.Sequential(
-                nn.Linear(config.audio_hidden_sizes[-1], config.hidden_size), nn.BatchNorm1d(config.hidden_size),
+                nn.Linear(config.audio_config.hidden_size, config.hidden_size), nn.BatchNorm1d(config.hidden_size),
                 nn.Tanh(),
             )
         self.lisf = LISF(config) if config.use_lisf else None
@@ -440,14 +431,14 @@ class AVCANetModel(AVCANetPreTrainedModel):
 
     def _check_inputs(self, pixel_values, input_features, audio_mask) -> int:
         """Validate shapes against the config; return the batch size."""
-        c = self.config
+        c, vision, audio = self.config, self.config.vision_config, self.config.audio_config
         batch_sizes = []
         if c.uses_video:
-            layout = (c.num_snippets, c.frames_per_snippet, c.num_channels, c.image_size, c.image_size)
+            layout = (c.num_snippets, vision.num_frames, vision.num_channels, vision.image_size, vision.image_size)
             batch_sizes.append(_checked_batch(pixel_values, "pixel_values", "(B, s, T, 3, H, W)", layout, c.modality))
         if c.uses_audio:
-            layout = (c.num_snippets, c.mfcc_chunk_frames, c.num_mfcc)
-            batch_sizes.append(_checked_batch(input_features, "input_features", "(B, s, mfcc_chunk_frames, num_mfcc)",
+            layout = (c.num_snippets, audio.num_frames, audio.num_mfcc)
+            batch_sizes.append(_checked_batch(input_features, "input_features", "(B, s, mfcc_frames, num_mfcc)",
                                               layout, c.modality))
             if audio_mask is not None and tuple(audio_mask.shape) != (batch_sizes[-1],):
                 raise ValueError(f"audio_mask must have shape (B,) = ({batch_sizes[-1]},); got {tuple(audio_mask.shape)}")
@@ -459,7 +450,7 @@ class AVCANetModel(AVCANetPreTrainedModel):
         """(B, s, T, 3, H, W) -> F_v (B, s, C1): all snippets of all videos through the backbone at once."""
         batch, snippets = pixel_values.shape[:2]
         clips = pixel_values.flatten(0, 1).transpose(1, 2)  # (B·s, 3, T, H, W)
-        return self.video_projection(self.video_encoder(clips)).view(batch, snippets, -1)
+        return self.video_projection(self.video_encoder(clips).pooler_output).view(batch, snippets, -1)
 
     def _encode_audio_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         pooled = self.audio_encoder(chunks).pooler_output.flatten(1)
@@ -530,6 +521,15 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
             else NonLinearFusionHead(config)
         self.criterion = AVCANetLoss(config)
         self.post_init()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; the saved `auto_map` also names the base `AVCANetModel`, so
+        `AutoModel.from_pretrained(folder, trust_remote_code=True)` loads the encoders from this checkpoint."""
+        if self._auto_class is not None:
+            base = AVCANetModel
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
+                                    "AutoModel": f"{base.__module__.rpartition('.')[2]}.{base.__name__}"}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def forward(
         self,

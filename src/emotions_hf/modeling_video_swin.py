@@ -26,9 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from .configuration_avcanet import AVCANetConfig
+from .configuration_video_swin import VideoSwinConfig
 
 Size3 = tuple[int, int, int]
 
@@ -133,7 +136,7 @@ def eager_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     return torch.matmul(probs, value)
 
 
-def attention_function(config: AVCANetConfig) -> Callable[..., torch.Tensor]:
+def attention_function(config: PreTrainedConfig) -> Callable[..., torch.Tensor]:
     """`eager_attention` when the config asks for `attn_implementation="eager"`, else SDPA (same
     signature)."""
     return eager_attention if config._attn_implementation == "eager" else F.scaled_dot_product_attention
@@ -211,7 +214,7 @@ class _MaskedAttentionCPU(torch.autograd.Function):
 class VideoSwinPatchEmbed3D(nn.Module):
     """Non-overlapping 3D patches -> tokens: Conv3d with kernel = stride = patch, then LayerNorm."""
 
-    def __init__(self, config: AVCANetConfig):
+    def __init__(self, config: VideoSwinConfig):
         super().__init__()
         self.patch_size = tuple(config.patch_size)
         self.proj = nn.Conv3d(config.num_channels, config.embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
@@ -239,7 +242,7 @@ class VideoSwinPatchEmbed3D(nn.Module):
 class VideoSwinWindowAttention3D(nn.Module):
     """Multi-head self-attention inside 3D windows, with a learned relative position bias per head."""
 
-    def __init__(self, dim: int, num_heads: int, config: AVCANetConfig):
+    def __init__(self, dim: int, num_heads: int, config: VideoSwinConfig):
         super().__init__()
         self.config = config  # read at each call: the attention implementation can change after construction
         self.num_heads = num_heads
@@ -300,7 +303,7 @@ class VideoSwinWindowAttention3D(nn.Module):
 
 
 class VideoSwinMLP(nn.Module):
-    def __init__(self, dim: int, config: AVCANetConfig):
+    def __init__(self, dim: int, config: VideoSwinConfig):
         super().__init__()
         self.fc1 = nn.Linear(dim, int(dim * config.mlp_ratio))
         self.act = nn.GELU()
@@ -332,7 +335,7 @@ class DropPath(nn.Module):
 class VideoSwinBlock3D(GradientCheckpointingLayer):
     """Pre-norm block: (shifted) window attention and MLP, each with a drop-path residual."""
 
-    def __init__(self, dim: int, num_heads: int, shifted: bool, drop_path: float, config: AVCANetConfig):
+    def __init__(self, dim: int, num_heads: int, shifted: bool, drop_path: float, config: VideoSwinConfig):
         super().__init__()
         self.shift_size = tuple(w // 2 for w in config.window_size) if shifted else (0, 0, 0)
         self.norm1 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
@@ -370,7 +373,7 @@ class VideoSwinBlock3D(GradientCheckpointingLayer):
 class VideoSwinPatchMerging(nn.Module):
     """2×2 spatial neighbours -> one token: concat (4C), LayerNorm, Linear 4C -> 2C without bias. Time is kept."""
 
-    def __init__(self, dim: int, config: AVCANetConfig):
+    def __init__(self, dim: int, config: VideoSwinConfig):
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim, eps=config.layer_norm_eps)
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
@@ -389,7 +392,7 @@ class VideoSwinPatchMerging(nn.Module):
 class VideoSwinStage(nn.Module):
     """Blocks alternating regular and shifted windows, then (except for the last stage) patch merging."""
 
-    def __init__(self, config: AVCANetConfig, stage: int, drop_path: list[float]):
+    def __init__(self, config: VideoSwinConfig, stage: int, drop_path: list[float]):
         super().__init__()
         dim = config.embed_dim * 2**stage
         self.window_size = tuple(config.window_size)
@@ -429,16 +432,42 @@ class VideoSwinStage(nn.Module):
         return hidden_states
 
 
-class VideoSwin3DModel(nn.Module):
-    """Video Swin backbone: (N, 3, T, H, W) clips -> (N, `config.backbone_hidden_size`) pooled features.
+class VideoSwinPreTrainedModel(PreTrainedModel):
+    config_class = VideoSwinConfig
+    config: VideoSwinConfig
+    base_model_prefix = "video_swin"
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ("VideoSwinBlock3D",)
+
+    def _init_weights(self, module):
+        """Truncated-normal Linear weights and bias tables, zero biases, unit LayerNorms; the relative position index
+        (a non-persistent buffer) is rebuilt, since meta-device loading leaves it empty."""
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, VideoSwinWindowAttention3D):
+            init.trunc_normal_(module.relative_position_bias_table, std=0.02)
+            init.copy_(module.relative_position_index, relative_position_index(module.window_size, module.window_size))
+
+
+class VideoSwinModel(VideoSwinPreTrainedModel):
+    """Video Swin backbone: (N, 3, T, H, W) clips -> the last stage's map and its average, (N, `hidden_size`).
 
     Pooling is the global average over the last stage after the final LayerNorm (as the official I3D head).
-    Weight init is left to the owning `PreTrainedModel._init_weights`.
+    Checkpoints of the official code, torchvision's `swin3d_*` and 2D Swins (inflated) load into it through
+    `emotions_hf.convert_checkpoints.load_video_swin`.
     """
 
-    def __init__(self, config: AVCANetConfig):
-        super().__init__()
-        self.config = config
+    def __init__(self, config: VideoSwinConfig):
+        super().__init__(config)
         self.patch_embed = VideoSwinPatchEmbed3D(config)
         self.pos_drop = nn.Dropout(config.hidden_dropout)
         total = sum(config.depths)
@@ -448,25 +477,32 @@ class VideoSwin3DModel(nn.Module):
             VideoSwinStage(config, s, rates[start:start + depth])
             for s, (start, depth) in enumerate(zip(starts, config.depths))
         )
-        self.num_features = config.backbone_hidden_size
+        self.num_features = config.hidden_size
         self.norm = nn.LayerNorm(self.num_features, eps=config.layer_norm_eps)
+        self.post_init()
 
-    def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(N, 3, T, H, W) -> last-stage channels-last map (N, D, H', W', C) after the final LayerNorm."""
+    def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None
+                ) -> BaseModelOutputWithPooling | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(N, num_channels, T, H, W)`): normalised clips.
+
+        Returns `last_hidden_state`, the last stage's channels-last map (N, T', H', W', hidden_size) after the final
+        LayerNorm, and `pooler_output`, its average (N, hidden_size).
+        """
         if pixel_values.dim() != 5 or pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"VideoSwin3DModel expects pixel_values of shape (N, {self.config.num_channels}, T, H, W); "
+            raise ValueError(f"VideoSwinModel expects pixel_values of shape (N, {self.config.num_channels}, T, H, W); "
                              f"got {tuple(pixel_values.shape)}")
         hidden_states = self.pos_drop(self.patch_embed(pixel_values))
         for stage in self.layers:
             hidden_states = stage(hidden_states)
-        return self.norm(hidden_states)
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(pixel_values).mean(dim=(1, 2, 3))
+        hidden_states = self.norm(hidden_states)
+        output = BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=hidden_states.mean(dim=(1, 2, 3)))
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
 __all__ = [
-    "VideoSwin3DModel",
+    "VideoSwinModel",
+    "VideoSwinPreTrainedModel",
     "attention_function",
     "eager_attention",
     "fused_cpu_attention_works",

@@ -11,16 +11,19 @@ not grow with the length of the video.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
+from transformers import AutoModelForVideoClassification
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 
 from .decoding import ContentTimes, as_source, content_times
 from .errors import VideoReadError
-from .modeling_avcanet import AVCANetForVideoClassification
 from .processing_avcanet import AVCANetProcessor
+from .video_inputs import VideoInputResolver
 
 DEFAULT_TOP_K = 3
 # 5 s at 25 fps is about the 16 x 8 = 128 frames the model samples: its snippets then see nearly every frame.
@@ -154,10 +157,10 @@ class VideoEmotionPipeline(ChunkPipeline):
       has neither a new frame nor sound, as at a jump in its timestamps, get no windows.
     """
 
-    _load_processor = False
+    _load_processor = None  # AutoProcessor when registered (or named by remote code), else loaded in __init__
     _load_image_processor = False
     _load_video_processor = False
-    _load_feature_extractor = None  # AutoFeatureExtractor when registered, else loaded in __init__
+    _load_feature_extractor = False
     _load_tokenizer = False
 
     def __init__(self, *args, **kwargs):
@@ -169,8 +172,11 @@ class VideoEmotionPipeline(ChunkPipeline):
                 raise ValueError("the video-emotion pipeline needs an AVCANetProcessor: pass processor=... for a "
                                  "model that was not loaded from a folder or the Hub")
             processor = AVCANetProcessor.from_pretrained(self.model.name_or_path)
-        # The base class batches through `feature_extractor`; both names refer to the processor.
+        processor.check_model_config(self.model.config)
+        # The base class batches through `feature_extractor`; both names refer to the processor. It took the
+        # processor's text-less `tokenizer` stand-in for a tokenizer: there is none.
         self.processor = self.feature_extractor = processor
+        self.tokenizer = None
 
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, (list, tuple)) and not inputs:
@@ -221,7 +227,11 @@ class VideoEmotionPipeline(ChunkPipeline):
             yield {**self._placeholder_inputs(), "error": message, "window": None, "overall": True, "is_last": True}
 
     def _chunks(self, video, timeline, timeline_window, timeline_stride, max_timeline_windows):
-        video = _rewindable(video)
+        with VideoInputResolver() as resolver:  # a URL is downloaded once for all the windows, removed after
+            yield from self._resolved_chunks(resolver.resolve(_rewindable(video)), timeline, timeline_window,
+                                             timeline_stride, max_timeline_windows)
+
+    def _resolved_chunks(self, video, timeline, timeline_window, timeline_stride, max_timeline_windows):
         windows = []
         if timeline:
             source = video
@@ -316,11 +326,30 @@ class VideoEmotionPipeline(ChunkPipeline):
         }
 
 
+# Registered with the Auto class: a saved `custom_pipelines` then names `AutoModelForVideoClassification`, which
+# transformers has, and the model class comes from the folder's `auto_map` (remote code), not from this package.
 PIPELINE_REGISTRY.register_pipeline(
     "video-emotion",
     pipeline_class=VideoEmotionPipeline,
-    pt_model=AVCANetForVideoClassification,
+    pt_model=AutoModelForVideoClassification,
     type="multimodal",
 )
 
-__all__ = ["DEFAULT_MAX_TIMELINE_WINDOWS", "VideoEmotionPipeline", "plan_timeline", "plan_windows"]
+
+def custom_pipelines() -> dict:
+    """The `custom_pipelines` entry of a saved config, as `Pipeline.save_pretrained` writes it: with it,
+    `pipeline(model=folder_or_repo, trust_remote_code=True)` finds the task and the pipeline's code."""
+    return {task: {**info, "impl": f"{__name__.rpartition('.')[2]}.{info['impl'].__name__}",
+                   "pt": tuple(model_class.__name__ for model_class in info["pt"])}
+            for task, info in VideoEmotionPipeline._registered_impl.items()}
+
+
+def save_pipeline_code(model, save_directory) -> None:
+    """Make `model`'s next save carry the video-emotion pipeline: `custom_pipelines` in its config and the
+    pipeline's code (with the files it imports) in `save_directory`."""
+    model.config.custom_pipelines = custom_pipelines()
+    os.makedirs(save_directory, exist_ok=True)
+    custom_object_save(VideoEmotionPipeline, save_directory)
+
+__all__ = ["DEFAULT_MAX_TIMELINE_WINDOWS", "VideoEmotionPipeline", "custom_pipelines", "plan_timeline", "plan_windows",
+           "save_pipeline_code"]

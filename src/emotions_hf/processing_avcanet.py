@@ -1,185 +1,202 @@
 """`AVCANetProcessor`: any video -> the `pixel_values`, `input_features` and `audio_mask` AV-CANet takes.
 
-Saved as `preprocessor_config.json`; `AutoProcessor` / `AutoFeatureExtractor` find it once
-`emotions_hf` is imported. It keeps no decoder or file handle between calls, so it pickles and is
-safe to use inside DataLoader workers.
+The transformers multimodal pattern (as CLAP or LLaVA): a thin `ProcessorMixin` owning an `AVCANetVideoProcessor`
+(frames) and an `AVCANetFeatureExtractor` (MFCC). The processor resolves what it is given (a file, a prepared dataset
+row with its training proxy and MFCC cache, decoded frames and sound) and sends each stream to its sub-processor;
+both read the same media. It keeps no decoder or file handle between calls, so it pickles into DataLoader workers.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import os
-from typing import ClassVar
 
 import numpy as np
 import torch
-from transformers import BatchFeature, FeatureExtractionMixin
-from transformers.utils import logging
+from transformers import BatchFeature, ProcessorMixin
+from transformers.utils import PROCESSOR_NAME, logging
 
-from .audio_features import MFCC, MFCCSettings, clip_mfcc, fit_frames, resample
 from .configuration_avcanet import MODALITIES, ModalityStreams
-from .decoding import BACKENDS, VideoInfo, as_source, probe, read_clip, sample_frame_indices
+from .decoding import VideoInfo, probe
 from .errors import VideoReadError
-from .paper import FRAMES_PER_SNIPPET, IMAGE_SIZE, MFCC_FRAMES, NUM_MFCC, NUM_SNIPPETS, SAMPLE_RATE
-from .proxy import StaleCacheError, check_proxy, open_mfcc_cache
-from .video_transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Augmentation,
-    channels_first,
-    eval_transform,
-    normalize,
-)
-
-# 3D-ResNets' multi-scale corner crop scales: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2 of the shorter side.
-DEFAULT_CROP_SCALES = tuple(round(2 ** (-i / 4), 4) for i in range(5))
+from .feature_extraction_avcanet import AVCANetFeatureExtractor
+from .proxy import StaleCacheError, check_proxy
+from .video_inputs import VideoInputResolver, video_batch
+from .video_processing_avcanet import AVCANetVideoProcessor
 
 logger = logging.get_logger(__name__)
 _WARNED: set[str] = set()  # kinds of stale file already reported by this process
 
+# The settings each sub-processor takes, for the flat form `AVCANetProcessor(image_size=..., num_mfcc=...)` (and the
+# flat preprocessor_config.json of version 0.1). `num_snippets` goes to both.
+_VIDEO_SETTINGS = ("num_snippets", "frames_per_snippet", "image_size", "image_mean", "image_std", "backend",
+                   "num_threads", "crop_scales", "augmentation_probability", "max_rotation", "brightness")
+_AUDIO_SETTINGS = ("num_snippets", "sample_rate", "num_mfcc", "n_fft", "hop_length", "n_mels", "top_db",
+                   "mfcc_frames")
 
-@functools.lru_cache(maxsize=4)
-def _mfcc_module(settings: MFCCSettings) -> MFCC:
-    return MFCC(settings)
+
+class _NoSpecialTokens:
+    """What transformers' Trainer reads of a processor's `tokenizer` before training (`align_special_tokens` assumes
+    every `ProcessorMixin` has one): AV-CANet reads no text, so it has no special tokens to align."""
+
+    eos_token_id = bos_token_id = pad_token_id = None
 
 
-class AVCANetProcessor(ModalityStreams, FeatureExtractionMixin):
+class AVCANetProcessor(ModalityStreams, ProcessorMixin):
     r"""Turns videos into AV-CANet inputs: the paper's snippets of frames and one MFCC chunk per snippet.
 
     Args:
-        num_snippets (`int`, 16) / frames_per_snippet (`int`, 8): s segments of equal duration, T
-            consecutive frames from each.
-        image_size (`int`, 112): side of the square frames.
-        image_mean / image_std: normalisation (ImageNet by default).
-        sample_rate (`int`, 44100), num_mfcc (`int`, 32), n_fft (`int`, 2048), hop_length (`int`, 512),
-        n_mels (`int`, 128), top_db (`float`, 80): the MFCC (librosa's defaults).
-        mfcc_frames (`int`, 4096): q, the MFCC length after centre crop / tiling; each snippet gets
-            q / s frames.
-        backend (`str`, "auto"): frame decoder, "auto" (= PyAV, the faster here), "pyav" or "decord".
-        num_threads (`int`, 1): decoder threads per video (DataLoader workers parallelise across videos).
-        crop_scales, augmentation_probability (0.3), max_rotation (20°), brightness (±0.2): training
-            augmentation (a random corner/centre crop at one scale, then with that probability one of
-            flip, rotation or brightness).
-        modality (`str`, "audio-visual"): "visual" or "audio" skip the other input entirely.
+        video_processor (`AVCANetVideoProcessor`): frames (sampling, resize, crop, augmentation, normalisation).
+        feature_extractor (`AVCANetFeatureExtractor`): the MFCC chunks.
+        modality (`str`, "audio-visual"): "visual" or "audio" skip the other stream entirely.
+        **settings: instead of the two sub-processors, their settings (`image_size=64, num_mfcc=20, ...`), each sent
+            to the one that takes it; `num_snippets` to both.
+
+    The two must agree on `num_snippets`; `check_model_config` compares every shape with a model's config.
     """
 
-    model_input_names: ClassVar[list[str]] = ["pixel_values", "input_features", "audio_mask"]
+    tokenizer = _NoSpecialTokens()  # not a sub-processor: see `_NoSpecialTokens`
 
-    def __init__(
-        self,
-        num_snippets: int = NUM_SNIPPETS,
-        frames_per_snippet: int = FRAMES_PER_SNIPPET,
-        image_size: int = IMAGE_SIZE,
-        image_mean=IMAGENET_MEAN,
-        image_std=IMAGENET_STD,
-        sample_rate: int = SAMPLE_RATE,
-        num_mfcc: int = NUM_MFCC,
-        n_fft: int = MFCCSettings.n_fft,
-        hop_length: int = MFCCSettings.hop_length,
-        n_mels: int = MFCCSettings.n_mels,
-        top_db: float = MFCCSettings.top_db,
-        mfcc_frames: int = MFCC_FRAMES,
-        backend: str = "auto",
-        num_threads: int = 1,
-        crop_scales=DEFAULT_CROP_SCALES,
-        augmentation_probability: float = 0.3,
-        max_rotation: float = 20.0,
-        brightness: float = 0.2,
-        modality: str = "audio-visual",
-        **kwargs,
-    ):
-        kwargs.pop("feature_extractor_type", None)
-        super().__init__(**kwargs)
-        self.num_snippets = int(num_snippets)
-        self.frames_per_snippet = int(frames_per_snippet)
-        self.image_size = int(image_size)
-        self.image_mean = tuple(image_mean)
-        self.image_std = tuple(image_std)
-        self.sample_rate = int(sample_rate)
-        self.num_mfcc = int(num_mfcc)
-        self.n_fft = int(n_fft)
-        self.hop_length = int(hop_length)
-        self.n_mels = int(n_mels)
-        self.top_db = float(top_db)
-        self.mfcc_frames = int(mfcc_frames)
-        self.backend = backend
-        self.num_threads = int(num_threads)
-        self.crop_scales = tuple(float(s) for s in crop_scales)
-        self.augmentation_probability = float(augmentation_probability)
-        self.max_rotation = float(max_rotation)
-        self.brightness = float(brightness)
+    def __init__(self, video_processor=None, feature_extractor=None, modality: str = "audio-visual", **settings):
+        unknown = sorted(set(settings) - set(_VIDEO_SETTINGS) - set(_AUDIO_SETTINGS))
+        if unknown:
+            raise TypeError(f"AVCANetProcessor: unexpected arguments {unknown}")
+        if settings and (video_processor is not None or feature_extractor is not None):
+            raise TypeError(f"AVCANetProcessor: pass either the sub-processors or their settings {sorted(settings)}")
+        if video_processor is None:
+            video_processor = AVCANetVideoProcessor(**{k: v for k, v in settings.items() if k in _VIDEO_SETTINGS})
+        if feature_extractor is None:
+            feature_extractor = AVCANetFeatureExtractor(**{k: v for k, v in settings.items() if k in _AUDIO_SETTINGS})
+        if modality not in MODALITIES:
+            raise ValueError(f"modality={modality!r} is not one of {MODALITIES}")
+        if video_processor.num_snippets != feature_extractor.num_snippets:
+            raise ValueError(f"AVCANetProcessor: the video processor cuts videos into num_snippets="
+                             f"{video_processor.num_snippets} snippets, the feature extractor into "
+                             f"{feature_extractor.num_snippets}; they must agree")
         self.modality = modality
-        self._validate()
-
-    def _validate(self):
-        if self.mfcc_frames % self.num_snippets:
-            raise ValueError(f"mfcc_frames={self.mfcc_frames} must be a multiple of num_snippets={self.num_snippets}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend={self.backend!r} is not one of {BACKENDS}")
-        if self.modality not in MODALITIES:
-            raise ValueError(f"modality={self.modality!r} is not one of {MODALITIES}")
-        if not self.crop_scales or not all(0 < s <= 1 for s in self.crop_scales):
-            raise ValueError(f"crop_scales={self.crop_scales} must be in (0, 1]")
+        super().__init__(video_processor=video_processor, feature_extractor=feature_extractor)
 
     @classmethod
-    def from_model_config(cls, config, **kwargs) -> AVCANetProcessor:
-        """A processor whose output shapes match an `AVCANetConfig`."""
-        settings = {
-            "num_snippets": config.num_snippets,
-            "frames_per_snippet": config.frames_per_snippet,
-            "image_size": config.image_size,
-            "num_mfcc": config.num_mfcc,
-            "mfcc_frames": config.num_snippets * config.mfcc_chunk_frames,
-            "modality": config.modality,
-        }
-        settings.update(kwargs)
-        return cls(**settings)
+    def from_model_config(cls, config, **settings) -> AVCANetProcessor:
+        """A processor whose output shapes are those of an `AVCANetConfig`; `settings` set the rest."""
+        vision, audio = config.vision_config, config.audio_config
+        shapes = {"num_snippets": config.num_snippets, "frames_per_snippet": vision.num_frames,
+                  "image_size": vision.image_size, "num_mfcc": audio.num_mfcc,
+                  "mfcc_frames": config.num_snippets * audio.num_frames}
+        modality = settings.pop("modality", config.modality)
+        return cls(modality=modality, **{**shapes, **settings})
 
-    def to_dict(self):
-        output = super().to_dict()
-        output["processor_class"] = type(self).__name__
-        return output
+    def check_model_config(self, config) -> None:
+        """Raise a `ValueError` naming both values when this processor's outputs do not fit a model's config (checked
+        when a pipeline or the Trainer starts, before any video is read)."""
+        vision, audio = config.vision_config, config.audio_config
+        pairs = [("num_snippets", self.video_processor.num_snippets, "num_snippets", config.num_snippets)]
+        if config.uses_video:
+            pairs += [("video_processor.frames_per_snippet", self.video_processor.frames_per_snippet,
+                       "vision_config.num_frames", vision.num_frames),
+                      ("video_processor.image_size", self.video_processor.image_size,
+                       "vision_config.image_size", vision.image_size)]
+        if config.uses_audio:
+            pairs += [("feature_extractor.num_snippets", self.feature_extractor.num_snippets, "num_snippets",
+                       config.num_snippets),
+                      ("feature_extractor.num_mfcc", self.feature_extractor.num_mfcc, "audio_config.num_mfcc",
+                       audio.num_mfcc),
+                      ("feature_extractor.mfcc_chunk_frames", self.feature_extractor.mfcc_chunk_frames,
+                       "audio_config.num_frames", audio.num_frames)]
+        mismatches = [f"processor {mine}={value} but model {theirs}={wanted}"
+                      for mine, value, theirs, wanted in pairs if value != wanted]
+        missing = [stream for stream, used, made in (("video", config.uses_video, self.uses_video),
+                                                     ("audio", config.uses_audio, self.uses_audio)) if used and not made]
+        if missing:
+            mismatches.append(f"processor modality={self.modality!r} makes no {' or '.join(missing)} input, which "
+                              f"the model (modality={config.modality!r}) needs")
+        if mismatches:
+            raise ValueError("the processor does not fit the model: " + "; ".join(mismatches)
+                             + ". Build it with AVCANetProcessor.from_model_config(model.config).")
+
+    def check_argument_for_proper_class(self, argument_name, argument):
+        """The base class looks the video processor's base class up among torchvision-only mappings, which fails
+        without torchvision; the two classes are known, so check against them."""
+        expected = {"video_processor": AVCANetVideoProcessor, "feature_extractor": AVCANetFeatureExtractor}
+        proper_class = expected[argument_name]
+        if not isinstance(argument, proper_class):
+            raise TypeError(f"AVCANetProcessor: {argument_name} must be an {proper_class.__name__}, "
+                            f"got {type(argument).__name__}")
+        return proper_class
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        """The two sub-processors, read with their own classes: `AutoVideoProcessor` (what the base class uses)
+        needs torchvision, which this package does not."""
+        processor_dict = processor_dict or {}
+        loaded = []
+        for name, sub_class in (("video_processor", AVCANetVideoProcessor),
+                                ("feature_extractor", AVCANetFeatureExtractor)):
+            settings = processor_dict.get(name)
+            if isinstance(settings, dict):
+                loaded.append(sub_class.from_dict(settings))
+            else:
+                loaded.append(sub_class.from_pretrained(pretrained_model_name_or_path, **kwargs))
+        return loaded
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> AVCANetProcessor:
+        """Load a saved processor; a folder saved by version 0.1 (one flat `preprocessor_config.json`) too."""
+        legacy = _legacy_settings(pretrained_model_name_or_path, **kwargs)
+        if legacy is not None:
+            return cls(**legacy)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # ----------------------------------------------------------------------------------------------
 
     @property
-    def mfcc_settings(self) -> MFCCSettings:
-        return MFCCSettings(self.sample_rate, self.num_mfcc, self.n_fft, self.hop_length, self.n_mels, self.top_db)
+    def num_snippets(self) -> int:
+        return self.video_processor.num_snippets
 
     @property
-    def mfcc_chunk_frames(self) -> int:
-        return self.mfcc_frames // self.num_snippets
+    def image_size(self) -> int:
+        return self.video_processor.image_size
+
+    @property
+    def mfcc_settings(self):
+        return self.feature_extractor.mfcc_settings
 
     def training_short_side(self) -> int:
-        """Decode size in training: the smallest crop scale still covers `image_size` pixels."""
-        return math.ceil(self.image_size / min(self.crop_scales))
+        return self.video_processor.training_short_side()
 
     def probe(self, item) -> VideoInfo:
         """Cheap metadata (duration, num_frames, fps, width, height, rotation, has_audio, ...)."""
-        video, proxy, _ = _split_item(item)
-        return probe(video if video is not None else proxy)
+        with VideoInputResolver() as resolver:
+            video, proxy, _ = _split_item(resolver.resolve(item))
+            return probe(video if video is not None else proxy)
 
     def __call__(self, videos, training: bool = False, seed: int | None = None, clip_range=None,
                  return_tensors="pt", **kwargs) -> BatchFeature:
         """Process one video or a list of them.
 
         Args:
-            videos: a path, bytes, a binary file object, `{"path", "bytes"}`, `{"video", "proxy", "mfcc"}`,
-                decoded frames (N, H, W, 3) or `{"frames", "audio", "sample_rate"}`; or a list of these.
+            videos: a path, an `http(s)://` or `hf://` URL (downloaded for the call), bytes, a binary file
+                object, `{"path", "bytes"}`, `{"video", "proxy", "mfcc"}`, decoded frames ((T, H, W, 3) or
+                (T, C, H, W), a list of PIL images) or `{"frames", "audio", "sample_rate"}`, a torchcodec
+                `VideoDecoder` (a `datasets` `Video()` value); or a list of these (see `video_inputs`).
             training: random frame positions and augmentation (reproducible with `seed`).
             clip_range: `(start_s, end_s)` for every video, or a list with one (or None) per video.
+            return_tensors: "pt" (default) or "np" for batched arrays; None for a list per key, one NumPy array per
+                video.
         Raises:
             VideoReadError: a video cannot be read; nothing is returned for the rest of the batch.
         """
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
-        items = list(videos) if isinstance(videos, (list, tuple)) else [videos]
-        if not items:
+        videos = video_batch(videos)
+        if not videos:
             raise ValueError("no videos given")
-        ranges = _per_item_ranges(clip_range, len(items))
-        rngs = np.random.default_rng(seed).spawn(len(items)) if training else [None] * len(items)
-        outputs = [self._process(item, training, rng, window) for item, rng, window in zip(items, rngs, ranges)]
+        ranges = _per_item_ranges(clip_range, len(videos))
+        rngs = np.random.default_rng(seed).spawn(len(videos)) if training else [None] * len(videos)
+        with VideoInputResolver() as resolver:  # downloads live until the videos are read
+            outputs = [self._process(resolver.resolve(video), training, rng, window)
+                       for video, rng, window in zip(videos, rngs, ranges)]
+        if return_tensors is None:
+            return BatchFeature({key: [o[key].numpy() for o in outputs] for key in outputs[0]})
         batch = {key: _batched([o[key] for o in outputs]) for key in outputs[0]}
         return BatchFeature(batch, tensor_type=return_tensors)
 
@@ -187,110 +204,61 @@ class AVCANetProcessor(ModalityStreams, FeatureExtractionMixin):
 
     def _process(self, item, training, rng, clip_range) -> dict:
         video, proxy, cache = _split_item(item)
+        decoded = video if isinstance(video, dict) and "frames" in video else None
         result, info = {}, None
         if self.uses_video:
-            frame_source = video
+            frame_source = decoded["frames"] if decoded is not None else video
             if proxy is not None:
                 try:
-                    check_proxy(proxy, self.image_size)
+                    check_proxy(proxy, self.video_processor.image_size)
                     frame_source = proxy
                 except StaleCacheError as stale:
-                    _stale_fallback("training proxy", proxy, stale, video,
-                                    "decoding frames from the original")
-            result["pixel_values"], info = self._pixel_values(frame_source, training, rng, clip_range)
-            if frame_source is not video:
+                    _stale_fallback("training proxy", proxy, stale, video, "decoding frames from the original")
+            result["pixel_values"], info = self.video_processor.pixel_values(frame_source, training, rng, clip_range)
+            if frame_source is proxy:
                 info = None  # the proxy's audio metadata is not the original's
         if self.uses_audio:
-            features = None
-            if cache is not None:
-                try:
-                    features = self._cached_mfcc(cache, clip_range)
-                except StaleCacheError as stale:
-                    _stale_fallback("MFCC cache", cache, stale, video, "recomputing it from the original")
-                    cache = None
-            if cache is None:
-                features = self._mfcc(video if video is not None else proxy, clip_range, info)
-            has_audio = features is not None
-            if features is None:
-                features = torch.zeros(self.num_mfcc, self.mfcc_frames)
-            result["input_features"] = features.T.reshape(self.num_snippets, self.mfcc_chunk_frames, self.num_mfcc)
-            result["audio_mask"] = torch.tensor(has_audio)
+            result.update(self.feature_extractor.chunked(self._mfcc(video, proxy, cache, decoded, clip_range, info)))
         return result
 
-    def _pixel_values(self, video, training, rng, clip_range) -> tuple[torch.Tensor, VideoInfo | None]:
-        """(s, T, 3, H, W) normalised frames, and the video's metadata when it was read from a file."""
-        short_side = self.training_short_side() if training else self.image_size
-        if isinstance(video, dict) and "frames" in video:
-            video = video["frames"]
-        info = None
-        if isinstance(video, (np.ndarray, torch.Tensor)):
-            frames = self._sample_decoded(video, training, rng, clip_range)
-        else:
-            clip = read_clip(video, self.num_snippets, self.frames_per_snippet, short_side=short_side,
-                             training=training, rng=rng, clip_range=clip_range, backend=self.backend,
-                             num_threads=self.num_threads)
-            frames, info = clip.frames, clip.info
-        frames = channels_first(frames)
-        if training:
-            augmentation = Augmentation.draw(rng, self.crop_scales, self.augmentation_probability, self.max_rotation,
-                                             self.brightness)
-            frames = augmentation(frames, self.image_size)
-        else:
-            frames = eval_transform(frames, self.image_size)
-        frames = normalize(frames, self.image_mean, self.image_std)
-        return frames.reshape(self.num_snippets, self.frames_per_snippet, *frames.shape[1:]), info
-
-    def _sample_decoded(self, frames, training, rng, clip_range):
-        """Pre-decoded (N, H, W, 3) frames: equal segments by frame count (no timestamps are known)."""
-        frames = torch.as_tensor(frames)
-        if frames.dim() != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-            raise ValueError(f"decoded frames must be (N, H, W, 3) with N > 0, got {tuple(frames.shape)}")
-        sample = sample_frame_indices(np.arange(frames.shape[0], dtype=np.float64), self.num_snippets,
-                                      self.frames_per_snippet, training=training, rng=rng, clip_range=clip_range)
-        return frames[torch.from_numpy(sample.indices.reshape(-1))]
-
-    def _mfcc(self, video, clip_range, info: VideoInfo | None = None) -> torch.Tensor | None:
-        if isinstance(video, dict) and "frames" in video:
-            return self._decoded_audio_mfcc(video, clip_range)
-        if isinstance(video, (np.ndarray, torch.Tensor)):
+    def _mfcc(self, video, proxy, cache, decoded, clip_range, info: VideoInfo | None) -> torch.Tensor | None:
+        extractor = self.feature_extractor
+        if cache is not None:
+            try:
+                return extractor.cached_features(cache, clip_range)
+            except StaleCacheError as stale:
+                _stale_fallback("MFCC cache", cache, stale, video, "recomputing it from the original")
+        if decoded is not None:
+            audio = decoded.get("audio")
+            rate = int(decoded.get("sample_rate", extractor.sample_rate))
+            return None if audio is None else extractor.waveform_features(audio, rate, clip_range)
+        media = video if video is not None else proxy
+        if isinstance(media, (np.ndarray, torch.Tensor)):
             return None
-        source = as_source(video)
-        info = info if info is not None else probe(source)
-        if not info.has_audio:
+        if info is not None and not info.has_audio:
             return None
-        return clip_mfcc(source, self.mfcc_frames, self.mfcc_settings, _mfcc_module(self.mfcc_settings),
-                         clip_range=clip_range, duration=info.audio_duration)
+        return extractor.media_features(media, clip_range, duration=info.audio_duration if info else None)
 
-    def _decoded_audio_mfcc(self, video: dict, clip_range) -> torch.Tensor | None:
-        audio = video.get("audio")
-        if audio is None:
-            return None
-        audio = np.asarray(audio, dtype=np.float32)
-        audio = audio.mean(axis=0) if audio.ndim == 2 else audio
-        rate = int(video.get("sample_rate", self.sample_rate))
-        if rate != self.sample_rate:
-            audio = resample(audio, rate, self.sample_rate)
-        if clip_range is not None:
-            audio = audio[round(clip_range[0] * self.sample_rate) : round(clip_range[1] * self.sample_rate)]
-        if not len(audio):
-            return None
-        return fit_frames(_mfcc_module(self.mfcc_settings)(torch.from_numpy(audio)), self.mfcc_frames)
 
-    def _cached_mfcc(self, path, clip_range) -> torch.Tensor | None:
-        """Crop a full-length MFCC cache (written by `emotions_hf.proxy.write_mfcc_cache`), reading only the
-        frames kept. Raises `StaleCacheError` when it was computed with other settings."""
-        with open_mfcc_cache(path, self.mfcc_settings) as cached:
-            first, stop = 0, cached.get_shape()[1]
-            if clip_range is not None:
-                frames_per_second = self.sample_rate / self.hop_length
-                first = max(0, math.ceil(clip_range[0] * frames_per_second))
-                stop = min(stop, math.floor(clip_range[1] * frames_per_second) + 1)
-            if stop <= first:
-                return None
-            if stop - first > self.mfcc_frames:  # `fit_frames`' centre crop
-                first += (stop - first - self.mfcc_frames) // 2
-                stop = first + self.mfcc_frames
-            return fit_frames(cached[:, first:stop], self.mfcc_frames)
+def _legacy_settings(path, **kwargs) -> dict | None:
+    """The flat settings of a processor saved by version 0.1 (a `preprocessor_config.json` naming
+    `AVCANetProcessor`, no `processor_config.json`), or None for anything else."""
+    from transformers.utils import cached_file
+
+    hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision",
+                                  "subfolder") if k in kwargs}
+    if cached_file(path, PROCESSOR_NAME, _raise_exceptions_for_missing_entries=False, **hub) is not None:
+        return None
+    legacy = cached_file(path, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False, **hub)
+    if legacy is None:
+        return None
+    import json
+
+    with open(legacy, encoding="utf-8") as handle:
+        settings = json.load(handle)
+    if settings.get("feature_extractor_type") != "AVCANetProcessor":
+        return None
+    return {k: v for k, v in settings.items() if k in (*_VIDEO_SETTINGS, *_AUDIO_SETTINGS, "modality")}
 
 
 def _stale_fallback(kind: str, path, stale: StaleCacheError, video, action: str) -> None:

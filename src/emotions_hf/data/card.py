@@ -1,28 +1,40 @@
 """The dataset card of a prepared folder: YAML `configs:` that `load_dataset` reads, and the prose.
 
-Layout of a prepared folder (every video stored once, every config a pair of metadata files):
+Layout of a prepared folder (every video stored once, every config split a metadata file and the
+folders of its videos):
 
-    README.md                          this card
-    videos/<2 hex>/<video_id>.mp4      the videos (sharded by a hash of the id, < 10k files per folder)
-    proxy/<2 hex>/<video_id>.mp4       training proxies (with --proxy)
-    mfcc/<2 hex>/<video_id>.safetensors  MFCC cache, with the settings that made it (with --proxy)
-    metadata-<config>-<split>-<digest>.parquet  one row per video of the split, `file_name` relative
-    preparation_report.json            counts, seeds, skipped videos and why
+    README.md                                  this card
+    videos/<group>_<hh>/<video_id>.mp4         the videos
+    proxy/<group>_<hh>/<video_id>.mp4          training proxies (with --proxy)
+    mfcc/<group>_<hh>/<video_id>.mp4.safetensors  MFCC cache, with the settings that made it (with --proxy)
+    metadata-<config>-<split>-<digest>.parquet one row per video of the split, `file_name` relative
+    preparation_report.json                    counts, seeds, skipped videos and why
+
+`<group>` is the membership of the video: the config splits it belongs to, e.g.
+`all-train.balanced-test.test-train` (`variants.memberships`); `<hh>` is two hex digits of a hash of
+its id (< 10k files per folder for the Hub). Each split of a config lists its metadata file and the
+folders of the groups it includes (`videos/all-train.balanced-test_??/*`...), so its data files are
+exactly its videos: downloading config `test` from the Hub fetches its 5,000 videos, not all 27,996.
+A video's folder follows the draw: `prepare` writes new videos to `.prepare/unplaced/` and moves every
+file to its group once the splits are drawn (again when a rerun draws otherwise). The MFCC file keeps
+the video's name before `.safetensors`: the folder builder downloads only files whose first or
+second extension is a video's, so that is what makes the cache come with a Hub download.
 
 Why this shape: datasets 5.x has no loading scripts, and only folder-based builders turn relative
 file names into paths that open from any working directory (`file_name` / `*_file_name` columns of
 a metadata file, resolved against the metadata file's folder). The configs therefore use the
 `videofolder` builder with their own `metadata_filenames`, and declare their `features` so that
 the media columns stay undecoded (`Video(decode=False)` gives `{"path", "bytes"}`: torchcodec is
-not needed) and the labels are `ClassLabel`s. The MFCC cache is typed `Video(decode=False)` too:
-that is the only way a folder builder resolves a file path, and the value is the same
-`{"path", "bytes"}` pair.
+not needed; `loading.load_prepared` decodes `video` where torchcodec works) and the labels are
+`ClassLabel`s. The MFCC cache is typed `Video(decode=False)` too: that is the only way a folder
+builder resolves a file path, and the value is the same `{"path", "bytes"}` pair.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import yaml
 from datasets import ClassLabel, Features, Value, Video
@@ -30,7 +42,47 @@ from datasets import ClassLabel, Features, Value, Video
 from ..labels import POLARITIES, LabelSet
 from .variants import SPLITS
 
-VIDEO_GLOB = "videos/*/*"
+# The `*_file_name` columns of the metadata and the top folder of their files.
+MEDIA_FOLDERS = {"file_name": "videos", "proxy_file_name": "proxy", "mfcc_file_name": "mfcc"}
+# Where `prepare` keeps files not (yet) in a config: new videos before the draw, videos no config uses.
+UNPLACED_DIR = ".prepare/unplaced"
+
+
+def shard_dir(video_id: str) -> str:
+    """Two hex digits of the id's hash: spreads 28k videos over 256 folders per group (the Hub wants < 10k)."""
+    return hashlib.sha1(video_id.encode("utf-8")).hexdigest()[:2]
+
+
+def group_name(membership: Iterable[tuple[str, str]]) -> str:
+    """The folder name of a membership, e.g. `all-train.balanced-test` ("" for a video in no config)."""
+    return ".".join(f"{variant}-{split}" for variant, split in membership)
+
+
+def media_names(video_id: str, video_name: str, group: str) -> dict[str, str]:
+    """Relative paths of a video's files (`file_name`, `proxy_file_name`, `mfcc_file_name`) in its group's
+    folders; with `group` "" the unplaced ones under `.prepare/unplaced/`."""
+    shard = shard_dir(video_id)
+    names = {"file_name": video_name, "proxy_file_name": f"{video_id}.mp4", "mfcc_file_name": f"{video_name}.safetensors"}
+    if not group:
+        return {key: f"{UNPLACED_DIR}/{MEDIA_FOLDERS[key]}/{shard}/{name}" for key, name in names.items()}
+    return {key: f"{MEDIA_FOLDERS[key]}/{group}_{shard}/{name}" for key, name in names.items()}
+
+
+def group_patterns(group: str, with_proxy: bool) -> list[str]:
+    """The data-file patterns of a group's folders (`??`: the two hex digits, so no group matches another's)."""
+    if not group:
+        raise ValueError("videos in no config have no data files")
+    keys = list(MEDIA_FOLDERS) if with_proxy else ["file_name"]
+    return [f"{MEDIA_FOLDERS[key]}/{group}_??/*" for key in keys]
+
+
+def split_groups(groups: Sequence[tuple[tuple[str, str], ...]]) -> dict[str, dict[str, list[str]]]:
+    """{variant: {split: [group names]}} from the memberships of the videos: the groups each split includes."""
+    result: dict[str, dict[str, list[str]]] = {}
+    for membership in set(groups):
+        for variant, split in membership:
+            result.setdefault(variant, {}).setdefault(split, []).append(group_name(membership))
+    return {variant: {split: sorted(names) for split, names in by_split.items()} for variant, by_split in result.items()}
 
 
 def metadata_filename(config: str, split: str, digest: str) -> str:
@@ -131,13 +183,13 @@ def folder_videos(counts: Mapping) -> int:
     return totals["all"] if "all" in totals else max(totals.values(), default=0)
 
 
-def card_yaml(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], with_proxy: bool, pretty_name: str,
-              videos: int | None = None) -> dict:
+def card_yaml(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], groups: Mapping[str, Mapping[str, list]],
+              with_proxy: bool, pretty_name: str, videos: int | None = None) -> dict:
     """The YAML header: the Hub metadata (licence, gating by the academic-use terms, language, task, size)
     then the configs (first one default) with their data files, builder options and features.
 
-    `files` maps each config to its metadata file per split; `videos` is the number of videos of the folder
-    (`size_categories`, left out when unknown).
+    `files` maps each config to its metadata file per split, `groups` to the membership groups per split
+    (`split_groups`); `videos` is the number of videos of the folder (`size_categories`, left out when unknown).
     """
     features = dataset_features(label_set, with_proxy)._to_yaml_list()
     configs, infos = [], []
@@ -146,7 +198,10 @@ def card_yaml(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], with_
         config = {"config_name": variant}
         if index == 0:
             config["default"] = True
-        config["data_files"] = [{"split": split, "path": [name, VIDEO_GLOB]} for split, name in zip(SPLITS, names)]
+        config["data_files"] = [
+            {"split": split, "path": [name, *(pattern for group in _groups_of(groups, variant, split)
+                                              for pattern in group_patterns(group, with_proxy))]}
+            for split, name in zip(SPLITS, names)]
         config["metadata_filenames"] = names
         config["drop_labels"] = True
         config["features"] = features
@@ -172,6 +227,13 @@ def card_yaml(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], with_
     return header
 
 
+def _groups_of(groups: Mapping[str, Mapping[str, list]], variant: str, split: str) -> list:
+    found = groups.get(variant, {}).get(split)
+    if not found:  # datasets cannot load a split without files
+        raise ValueError(f"config {variant!r} has no videos in its {split} split")
+    return found
+
+
 CITATION = """@inproceedings{wu2025emotions,
   title     = {Towards Emotion Analysis in Short-form Videos: A Large-Scale Dataset and Baseline},
   author    = {Wu, Xuecheng and Sun, Heli and Xue, Junxiao and Nie, Jiayu and Kong, Xiangyan and Zhai, Ruofan and He, Liang},
@@ -191,12 +253,16 @@ from datasets import load_dataset
 
 ds = load_dataset("{folder}", "balanced")   # or "all" (default), "test"; or the folder's path
 example = ds["train"][0]
-example["video"]   # {{"path": "/abs/path/videos/ab/00000001.mp4", "bytes": None}}, undecoded
+example["video"]   # {{"path": ".../videos/all-train.balanced-train_ab/00000001.mp4", "bytes": None}}, undecoded
 ds["train"].features["label"].int2str(example["label"])
+ds = ds.cast_column("video", Video())   # torchcodec `VideoDecoder`s instead (`from datasets import Video`)
 ```
 
-Every config has a `train` and a `test` split. The videos are stored once under `videos/`; the
-configs only list which of them they use. Push the folder as is with
+Every config has a `train` and a `test` split. Each video is stored once, in
+`videos/<group>_<hh>/`: `<group>` names the config splits it belongs to (`all-train.balanced-test`
+is in the train split of `all` and the test split of `balanced`), `<hh>` is two hex digits of a hash
+of its id. Each split lists only the folders of its groups, so loading a config downloads its own
+videos and no others. Push the folder as is with
 `huggingface_hub.upload_folder(folder_path=..., repo_type="dataset", ignore_patterns=[".prepare/*"])`.
 
 ## Columns
@@ -248,7 +314,7 @@ Implementation: `emotions_hf.data.variants.draw_splits`.
 
 PROXY_ROWS = (
     "| `proxy` | `Video(decode=False)` | small, keyframe-dense copy of the video for fast training reads |\n"
-    "| `mfcc` | `Video(decode=False)` | `{\"path\", \"bytes\"}` of the full-length MFCC (safetensors, with its settings), computed once |\n"
+    "| `mfcc` | `Video(decode=False)` | `{\"path\", \"bytes\"}` of the full-length MFCC (`<video file>.safetensors`, with its settings), computed once |\n"
 )
 
 
@@ -285,16 +351,17 @@ def _variant_text(variants, spec) -> str:
     return "\n".join(lines)
 
 
-def render_card(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], counts: Mapping, spec, with_proxy: bool,
-                preparation: str,
+def render_card(label_set: LabelSet, files: Mapping[str, Mapping[str, str]], groups: Mapping[str, Mapping[str, list]],
+                counts: Mapping, spec, with_proxy: bool, preparation: str,
                 folder: str = "emotions", pretty_name: str = "eMotions", summary: str | None = None,
                 videos: int | None = None) -> str:
     """The full README.md: YAML header and prose with the counts, seeds and terms.
 
-    `videos`: the number of videos of the folder (its `size_categories`); by default `folder_videos(counts)`.
+    `groups`: the membership groups of each config's splits (`split_groups`); `videos`: the number of videos
+    of the folder (its `size_categories`); by default `folder_videos(counts)`.
     """
     videos = folder_videos(counts) if videos is None else videos
-    header = yaml.dump(card_yaml(label_set, files, with_proxy, pretty_name, videos), Dumper=_PlainDumper,
+    header = yaml.dump(card_yaml(label_set, files, groups, with_proxy, pretty_name, videos), Dumper=_PlainDumper,
                        sort_keys=False, allow_unicode=True, width=1000)
     polarities = ", ".join(f"{name}: {label_set.polarity[name]}" for name in label_set.labels)
     body = BODY.format(
@@ -337,7 +404,7 @@ def reference_card() -> str:
     the template kept in `dataset_script/README.md`. `prepare` writes the real card, with the digests of
     the metadata files and the counts of the videos it validated."""
     from ..labels import EMOTIONS
-    from .variants import TABLE2_COUNTS, VARIANTS, VariantSpec, draw_splits, split_class_counts
+    from .variants import TABLE2_COUNTS, VARIANTS, VariantSpec, draw_splits, memberships, split_class_counts
 
     labels = [name for name, n in TABLE2_COUNTS.items() for _ in range(n)]
     ids = [f"{i + 1:08d}" for i in range(len(labels))]  # any unique ids: the counts do not depend on them
@@ -351,8 +418,10 @@ def reference_card() -> str:
         "dataset_script/prepare_emotions.py ...`) reads the parquet shards `data/*.parquet` (mp4 bytes "
         "in `video_data`), validates every video, writes this folder and replaces `<digest>` and the "
         "counts by those of the videos it kept.")
-    return render_card(EMOTIONS, files, counts, spec, with_proxy=False, preparation=preparation)
+    groups = split_groups(memberships(splits, len(ids)))
+    return render_card(EMOTIONS, files, groups, counts, spec, with_proxy=False, preparation=preparation)
 
 
-__all__ = ["CITATION", "LICENSE", "TERMS", "VIDEO_GLOB", "card_yaml", "dataset_features", "folder_videos",
-           "metadata_filename", "preparation_text", "reference_card", "render_card", "size_category"]
+__all__ = ["CITATION", "LICENSE", "MEDIA_FOLDERS", "TERMS", "UNPLACED_DIR", "card_yaml", "dataset_features",
+           "folder_videos", "group_name", "group_patterns", "media_names", "metadata_filename", "preparation_text",
+           "reference_card", "render_card", "shard_dir", "size_category", "split_groups"]

@@ -6,14 +6,23 @@ load the same content from `c/emotions` (a copy, a move, another disk) and the r
 cache, their `video.path` still inside `a/emotions`. `load_prepared` checks every media path of the
 loaded rows and rebuilds the cached table from the folder being loaded when one points elsewhere
 (metadata only: no video is read, so the rebuild costs seconds).
+
+It also decides how the `video` column comes back. A dataset card's features are static, and the
+card of a prepared folder declares `Video(decode=False)` (`{"path", "bytes"}`), which loads anywhere.
+`load_prepared(..., decode_video=None)` casts `video` to datasets' decoding `Video()` (rows then hold a
+`torchcodec.decoders.VideoDecoder`) when torchcodec imports and decodes a video here, and leaves it
+undecoded otherwise (`torchcodec_status` says why). `proxy` and `mfcc` always stay undecoded: they are
+caches the processor reads by path, and the MFCC file is not a video.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 from pathlib import Path
 
-from datasets import DownloadMode, load_dataset
+from datasets import DownloadMode, Video, load_dataset
 from datasets.exceptions import DatasetGenerationError
 from transformers.utils import logging
 
@@ -76,12 +85,60 @@ def _first_outside(dataset, folder) -> str | None:
     return next((path for split in splits for path in paths_outside(split, folder)), None)
 
 
-def load_prepared(folder: str | Path, config_name: str | None = None, **load_kwargs):
+@functools.cache
+def torchcodec_status() -> str | None:
+    """None when torchcodec works here (it imports and decodes a small video), else why not.
+
+    `datasets` only checks that a `torchcodec` package is installed; the PyPI wheel beside a CPU build of
+    torch is installed but fails to load (it links torch's CUDA libraries), so decoding is tried once."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except (ImportError, OSError, RuntimeError) as error:  # OSError / RuntimeError: its native libraries
+        return f"torchcodec cannot be imported ({type(error).__name__}: {error})"
+    import numpy as np
+
+    from .video_writer import write_video
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_video(Path(folder) / "check.mp4", [np.zeros((16, 16, 3), np.uint8)] * 2, fps=2.0)
+        try:
+            frame = VideoDecoder(str(path))[0]
+        except (OSError, RuntimeError, ValueError) as error:
+            return f"torchcodec cannot decode a video ({type(error).__name__}: {error})"
+    if tuple(frame.shape) != (3, 16, 16):
+        return f"torchcodec decoded a 16x16 frame as shape {tuple(frame.shape)}"
+    return None
+
+
+def set_video_decoding(dataset, decode: bool):
+    """`dataset` (a split, a `DatasetDict` or their iterable kinds) with its `video` column decoding or not;
+    unchanged when it is already so."""
+    features = dataset.features if hasattr(dataset, "features") else next(iter(dataset.values())).features
+    current = (features or {}).get("video")
+    if not isinstance(current, Video) or current.decode == decode:
+        return dataset
+    return dataset.cast_column("video", Video(decode=decode))
+
+
+def load_prepared(folder: str | Path, config_name: str | None = None, decode_video: bool | None = None,
+                  **load_kwargs):
     """`datasets.load_dataset(folder, config_name, **load_kwargs)` for a folder written by
     `emotions-hf prepare`, whose rows always point into `folder` (see the module docstring).
 
-    A Hub id (anything that is not a local folder) is loaded as `load_dataset` would.
+    `decode_video`: True gives `video` as datasets' decoded `Video()` (a torchcodec `VideoDecoder` per row;
+    an error when torchcodec does not work here), False as `{"path", "bytes"}` (what the processor and the
+    Trainer read fastest: a decoder scans the whole file when made), None (default) decoded exactly when
+    torchcodec works. A Hub id (anything that is not a local folder) is loaded as `load_dataset` would.
     """
+    if decode_video is None:
+        decode_video = torchcodec_status() is None
+    elif decode_video and torchcodec_status() is not None:
+        raise RuntimeError(f"{folder}: decode_video=True needs torchcodec, but {torchcodec_status()}; pass "
+                           "decode_video=False (or None) for `{\"path\", \"bytes\"}` videos")
+    return set_video_decoding(_load_prepared(folder, config_name, load_kwargs), decode_video)
+
+
+def _load_prepared(folder, config_name, load_kwargs):
     if not Path(folder).is_dir():
         return load_dataset(str(folder), config_name, **load_kwargs)
     dataset = _load_local(folder, config_name, load_kwargs)
@@ -100,4 +157,5 @@ def load_prepared(folder: str | Path, config_name: str | None = None, **load_kwa
     return dataset
 
 
-__all__ = ["PreparedFolderError", "load_prepared", "media_paths", "missing_files", "paths_outside"]
+__all__ = ["PreparedFolderError", "load_prepared", "media_paths", "missing_files", "paths_outside",
+           "set_video_decoding", "torchcodec_status"]

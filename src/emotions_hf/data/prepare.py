@@ -6,11 +6,23 @@ repeats an earlier row, whose file is missing, and shards that cannot be read ar
 listed in the report. Then each remaining video is written once into `videos/`, opened and checked
 (`emotions_hf.decoding.probe`: it must decode and have frames), and, with `proxy=True`, given its
 training proxy and MFCC cache. Videos that fail are skipped with the reason. Finally the variants
-and splits are drawn (`variants.draw_splits`) and the metadata files, card and report written.
+and splits are drawn (`variants.draw_splits`), every video's files are placed in the folders of its
+membership group (`card.py`: `videos/<group>_<hh>/`, so that each config split lists exactly its
+videos), and the metadata files, card and report written.
+
+Placement: new videos are written to `.prepare/unplaced/` (their group is known only once every video
+is checked), then moved into their group's folders; a rerun that draws otherwise (another seed, other
+variants, videos added or gone) moves them again, and a video no config uses any more goes back to
+`.prepare/unplaced/`. Each move is journalled; a file the journal does not place where it is (a move
+interrupted before its record) is looked for in the media folders, and a video whose file is gone is
+redone. Files in the media folders that no video of the folder claims are moved to `.prepare/stray/`,
+so that no config lists a file outside its metadata. A folder written by an older version (one
+`videos/<hh>/` for all videos) is migrated the same way: its files are moved, nothing is redone.
 
 Resuming: every finished video (kept or skipped) is appended to `.prepare/journal.jsonl` after its
 files are in place (written to `.prepare/tmp/` first, then renamed), so a run that is interrupted
-and started again continues where it stopped; a run after a complete one only rewrites the card.
+and started again continues where it stopped; a run after a complete one only rewrites the card
+(and moves files when the draw changed).
 Each video is staged in a folder of its own under `.prepare/tmp/` (named by a hash of its id), so
 that no two videos' staged files can meet, whatever their ids.
 
@@ -52,15 +64,27 @@ from tqdm.auto import tqdm
 
 from ..errors import VideoReadError, check_writable, environment_errno
 from ..labels import POLARITIES, LabelSet
-from .card import dataset_features, metadata_filename, preparation_text, render_card
+from .card import (
+    MEDIA_FOLDERS,
+    UNPLACED_DIR,
+    dataset_features,
+    group_name,
+    media_names,
+    metadata_filename,
+    preparation_text,
+    render_card,
+    shard_dir,
+    split_groups,
+)
 from .options import PrepareOptions
 from .sources import Media, Source, SourceEntry, SourceProblem, open_source, shown
-from .variants import SPLITS, draw_splits, split_class_counts
+from .variants import SPLITS, draw_splits, memberships, split_class_counts
 
 REPORT_FILE = "preparation_report.json"
 STATE_DIR = ".prepare"
 JOURNAL_FILE = "journal.jsonl"
 STATE_FILE = "state.json"
+STRAY_DIR = ".prepare/stray"  # files found in the media folders that no video of the folder claims
 MAX_LISTED = 50  # problems spelled out in an error message
 # Longest id, in UTF-8 bytes: names get suffixes (`.mfcc.safetensors.part`: 22 bytes) and must fit in 255.
 MAX_ID_BYTES = 200
@@ -187,11 +211,6 @@ def _raise_listing(problems: list[dict], source) -> None:
 # Per-video work (runs in worker processes with num_proc > 1)
 
 
-def shard_dir(video_id: str) -> str:
-    """Two hex digits of the id's hash: spreads 28k videos over 256 folders (the Hub wants < 10k per folder)."""
-    return hashlib.sha1(video_id.encode("utf-8")).hexdigest()[:2]
-
-
 @dataclass(frozen=True)
 class Task:
     video_id: str
@@ -199,7 +218,7 @@ class Task:
     origin: str
     staged: str  # the video's file in its own folder of .prepare/tmp (written by the main process or the worker)
     source_file: str | None  # a file the source handed over (`sources.Media`), to copy or link into `staged`
-    relative: str  # destination inside the dataset folder
+    relative: str  # destination inside the dataset folder (under .prepare/unplaced/ until the draw places it)
     out_dir: str
     link: bool
     proxy: bool
@@ -281,9 +300,9 @@ def proxy_settings(proxy_options: dict | None, processor) -> dict:
 def _write_proxy_files(task: Task, staged: Path) -> dict:
     from ..proxy import write_mfcc_cache, write_proxy
 
-    out_dir, folder = Path(task.out_dir), shard_dir(task.video_id)
-    names = {"proxy_file_name": f"proxy/{folder}/{task.video_id}.mp4",
-             "mfcc_file_name": f"mfcc/{folder}/{task.video_id}.safetensors",
+    out_dir = Path(task.out_dir)
+    unplaced = media_names(task.video_id, Path(task.relative).name, "")
+    names = {"proxy_file_name": unplaced["proxy_file_name"], "mfcc_file_name": unplaced["mfcc_file_name"],
              "proxy_settings": proxy_settings(task.proxy_options, task.processor)}
     staged_proxy = staged.with_name(f"{task.video_id}.proxy.mp4")
     staged_mfcc = staged.with_name(f"{task.video_id}.mfcc.safetensors")
@@ -441,8 +460,9 @@ def _prepare(source, out_dir: Path, options: PrepareOptions) -> PrepareResult:
     shutil.rmtree(run.tmp_dir, ignore_errors=True)  # what an interrupted run left (it holds no finished work)
     run.tmp_dir.mkdir(parents=True, exist_ok=True)
     settings = proxy_settings(options.proxy_options, processor) if options.proxy else None
+    gone = _locate(run)
     pending = [(entry, label) for entry, label in valid
-               if _needs_work(run.journal.records.get(entry.video_id), settings)]
+               if entry.video_id in gone or _needs_work(run.journal.records.get(entry.video_id), settings)]
     _process(run, pending, {"link": options.link, "proxy": options.proxy, "proxy_options": options.proxy_options,
                             "processor": processor})
     return _finish(run)
@@ -484,7 +504,7 @@ def _task(entry: SourceEntry, label: str, source_file: Path | None, out_dir: Pat
     return Task(video_id=entry.video_id, label=label, origin=entry.origin,
                 staged=str(tmp_dir / staging_dir(entry.video_id) / name),
                 source_file=None if source_file is None else str(source_file),
-                relative=f"videos/{shard_dir(entry.video_id)}/{name}", out_dir=str(out_dir), **common)
+                relative=media_names(entry.video_id, name, "")["file_name"], out_dir=str(out_dir), **common)
 
 
 def _staged_task(run: _Run, entry: SourceEntry, label: str, media: Media | SourceProblem, common: dict,
@@ -531,8 +551,134 @@ def _run_tasks(tasks: list[Task], executor, journal: Journal, bar) -> None:
         bar.update(1)
 
 
+# --------------------------------------------------------------------------------------------------
+# Placement: every video's files in the folders of its membership group
+
+
+def _media_index(out_dir: Path) -> dict[tuple[str, str, str], str]:
+    """Every file of the media folders and of `.prepare/unplaced/`, keyed by (top folder, the folder's two
+    hex digits, file name): where a file that is not where the journal says can be (a move interrupted before
+    its record)."""
+    index = {}
+    for top in MEDIA_FOLDERS.values():
+        for base in (out_dir / top, out_dir / UNPLACED_DIR / top):
+            if not base.is_dir():
+                continue
+            for folder in os.scandir(base):
+                if folder.is_dir(follow_symlinks=False):
+                    for item in os.scandir(folder.path):
+                        if item.is_file():
+                            index[(top, folder.name[-2:], item.name)] = Path(item.path).relative_to(out_dir).as_posix()
+    return index
+
+
+def _locate(run: _Run) -> set[str]:
+    """Check that the files of every journalled video of the listing are where the journal says. A file found
+    elsewhere in the media folders gets its record corrected; the ids of videos with a file gone are returned
+    (they are redone)."""
+    out_dir, journal, index, gone = run.out_dir, run.journal, None, set()
+    for entry, _ in run.valid:
+        record = journal.records.get(entry.video_id)
+        if record is None or record.get("status") != "ok":
+            continue
+        moved = {}
+        for key, top in MEDIA_FOLDERS.items():
+            name = record.get(key)
+            if name is None or (out_dir / name).is_file():
+                continue
+            if index is None:
+                index = _media_index(out_dir)
+            unplaced = media_names(entry.video_id, Path(record["file_name"]).name, "")[key]
+            shard = shard_dir(entry.video_id)
+            found = next((index[(top, shard, Path(n).name)] for n in (name, unplaced)
+                          if (top, shard, Path(n).name) in index), None)
+            if found is None:
+                gone.add(entry.video_id)
+                break
+            moved[key] = found
+        if moved and entry.video_id not in gone:
+            journal.append({**record, **moved})
+    return gone
+
+
+def _move(out_dir: Path, record: dict, names: dict[str, str], missing_ok: bool = False) -> dict:
+    """Move the files of `record` to `names` (same keys); returns the record with the new names."""
+    for key, target in names.items():
+        current = record[key]
+        if current == target:
+            continue
+        source, destination = out_dir / current, out_dir / target
+        if source.is_file():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, destination)
+        elif not destination.is_file():
+            if missing_ok:
+                return record
+            raise PrepareError(f"{source}: the file of video {record['video_id']!r} disappeared while preparing; "
+                               "run the same command again to redo it")
+    return {**record, **names}
+
+
+def _place(run: _Run, kept: list[dict], groups: list[str]) -> list[dict]:
+    """Move every kept video's files into the folders of its group (`groups[i]` for `kept[i]`), the files of
+    journalled videos no config uses into `.prepare/unplaced/`, and what no video claims into
+    `.prepare/stray/`; returns the kept records with their new names. Each video's move is journalled."""
+    out_dir, journal = run.out_dir, run.journal
+    placed = []
+    for record, group in zip(kept, groups):
+        keys = [key for key in MEDIA_FOLDERS if key in record]
+        names = media_names(record["video_id"], Path(record["file_name"]).name, group)
+        moved = _move(out_dir, record, {key: names[key] for key in keys})
+        if moved is not record:
+            journal.append({**journal.records[record["video_id"]], **{key: moved[key] for key in keys}})
+        placed.append(moved)
+    in_use = {record["video_id"] for record in kept}
+    for video_id, record in list(journal.records.items()):
+        if record.get("status") == "ok" and video_id not in in_use and "file_name" in record:
+            names = media_names(video_id, Path(record["file_name"]).name, "")
+            moved = _move(out_dir, record, {key: names[key] for key in MEDIA_FOLDERS if key in record},
+                          missing_ok=True)
+            if moved is not record:
+                journal.append(moved)
+    _sweep(out_dir, {record[key] for record in placed for key in MEDIA_FOLDERS if key in record})
+    return placed
+
+
+def _sweep(out_dir: Path, claimed: set[str]) -> None:
+    """Move the files of the media folders that no kept video claims to `.prepare/stray/` (a config's folders
+    hold its videos and nothing else), and remove the folders left empty."""
+    for top in MEDIA_FOLDERS.values():
+        base = out_dir / top
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*"), reverse=True):  # files before their folders
+            relative = path.relative_to(out_dir).as_posix()
+            if path.is_dir() and not path.is_symlink():
+                with suppress(OSError):
+                    path.rmdir()  # only when empty
+            elif relative not in claimed:
+                stray = out_dir / STRAY_DIR / relative
+                stray.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, stray)
+        with suppress(OSError):
+            base.rmdir()
+    unplaced = out_dir / UNPLACED_DIR
+    if unplaced.is_dir():
+        for path in sorted(unplaced.rglob("*"), reverse=True):
+            if path.is_dir():
+                with suppress(OSError):
+                    path.rmdir()
+
+
 def _finish(run: _Run) -> PrepareResult:
-    """Draw the splits over the kept videos and write the metadata files, card and report."""
+    """Draw the splits over the kept videos, place their files, and write the metadata files, card and report."""
+    try:
+        return _write_dataset(run)
+    finally:
+        run.journal.close()
+
+
+def _write_dataset(run: _Run) -> PrepareResult:
     import pyarrow as pa
 
     out_dir, src, journal = run.out_dir, run.source, run.journal
@@ -554,6 +700,9 @@ def _finish(run: _Run) -> PrepareResult:
         raise PrepareError(f"{src.root}: splits {empty} would be empty with {len(kept)} valid videos; use more "
                            "videos, a larger test fraction or a larger test size (the finished videos are kept)")
     with_proxy = run.options.proxy or all("proxy_file_name" in r for r in kept)
+    membership = memberships(splits, len(kept))
+    kept = _place(run, kept, [group_name(m) for m in membership])
+    groups = split_groups(membership)
     features = dataset_features(label_set, with_proxy)
     table = _metadata_table(kept, label_set, with_proxy, run.preparation_id)
     files = {variant: {split: _write_metadata(table.take(pa.array(rows[split], type=pa.int64())), out_dir, variant,
@@ -580,7 +729,7 @@ def _finish(run: _Run) -> PrepareResult:
         "features": list(features),
     }
     report_path = _write_report(out_dir, summary, skipped)
-    card = render_card(label_set, files, counts, spec, with_proxy, preparation_text(summary),
+    card = render_card(label_set, files, groups, counts, spec, with_proxy, preparation_text(summary),
                        folder=out_dir.name, pretty_name="eMotions" if label_set.name == "emotions" else label_set.name,
                        videos=len(kept))
     _write_atomic(out_dir / "README.md", card.encode("utf-8"))

@@ -15,22 +15,29 @@ Layouts (all accepted by `emotions-hf prepare`):
 - `folder`: class subfolders `<Class>/<video_id>.mp4`.
 - `csv`: `videos/<video_id>.mp4` with `labels.csv` (`video_id,label`).
 - `ucf101`: `<Class>/<video_id>.mp4` with the authors' `classInd.txt`, `trainlist01.txt`, `testlist01.txt`.
+
+`build_once` builds a folder (e.g. a generated and prepared set) once when several processes start together.
 """
 
 from __future__ import annotations
 
 import colorsys
 import csv
+import json
 import math
+import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from ..labels import EMOTIONS, LabelSet, get_label_set
 from ..paper import SAMPLE_RATE  # the rate the processor reads: no resampling
-from ..video_writer import write_video
+from .video_writer import write_video
 
 LAYOUTS = ("parquet", "folder", "csv", "ucf101")
 LOW_BAND_HZ = (200.0, 450.0)
@@ -248,5 +255,59 @@ def _write_label_files(root: Path, layout: str, plan, label_set: LabelSet, seed:
         (root / "testlist01.txt").write_text("".join(f"{v.label}/{v.video_id}.mp4\n" for v in test))
 
 
-__all__ = ["LAYOUTS", "SyntheticSource", "SyntheticVideo", "class_cues", "generate", "render_audio",
-           "render_frames"]
+BUILD_LOCK = ".build.lock"
+BUILD_MARKER = ".build-complete.json"
+
+
+def build_once(folder: str | Path, build: Callable[[Path], object], key: dict | None = None,
+               on_wait: Callable[[], object] | None = None) -> bool:
+    """Run `build(folder)` unless `folder` already holds a complete build for `key`; True when this call built.
+
+    For processes that start together (`torchrun`, `accelerate launch`, two runs into one output folder)
+    before any process group exists: a file lock inside `folder` lets exactly one of them build while the
+    others wait (`on_wait` is called once if this one has to), then reuse the result. The completion marker
+    (with `key`) is written atomically after `build` returns, so the remains of a build cut short by a kill,
+    or a build for another `key`, are deleted and built afresh. `folder` therefore belongs to this function:
+    everything in it but the lock is removed before a build.
+    """
+    folder = Path(folder)
+    marker = folder / BUILD_MARKER
+    record = json.dumps(key or {}, sort_keys=True)
+    if _read_marker(marker) == record:  # written last and atomically: a complete build, no need to lock
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / BUILD_LOCK)  # an OS lock: released when its holder dies, even by SIGKILL
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait is not None:
+            on_wait()
+        lock.acquire()
+    try:
+        if _read_marker(marker) == record:  # another process built it while this one waited
+            return False
+        for entry in folder.iterdir():
+            if entry.name == BUILD_LOCK:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        build(folder)
+        partial = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+        partial.write_text(record)
+        os.replace(partial, marker)
+        return True
+    finally:
+        lock.release()
+
+
+def _read_marker(marker: Path) -> str | None:
+    try:
+        return marker.read_text()
+    except OSError:
+        return None
+
+
+__all__ = ["BUILD_LOCK", "BUILD_MARKER", "LAYOUTS", "SyntheticSource", "SyntheticVideo", "build_once", "class_cues",
+           "generate", "render_audio", "render_frames"]

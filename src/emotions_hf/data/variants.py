@@ -19,6 +19,10 @@ How a draw is made, so that anyone can repeat it: rows are put in canonical orde
 picks the members (`choice` without replacement, then sorted), one stream per variant and per
 variant's split. Each class has its own stream, so the draw of a class does not depend on the
 others, nor on the order rows came in.
+
+Membership (`memberships`): the (variant, split) pairs a video belongs to. Videos with the same
+membership form a group, and a prepared folder stores each group in folders of its own, so that each
+config's split lists exactly its videos (`card.py`).
 """
 
 from __future__ import annotations
@@ -148,6 +152,21 @@ def draw_splits(video_ids: Sequence[str], labels: Sequence[str], label_names: Se
     return result
 
 
+def memberships(splits: Mapping[str, Mapping[str, np.ndarray]], count: int) -> list[tuple[tuple[str, str], ...]]:
+    """For each of `count` rows, the (variant, split) pairs it belongs to, in the order of `splits` (a row is in
+    at most one split of a variant). A row in no variant gets `()`."""
+    member: list[list[tuple[str, str]]] = [[] for _ in range(count)]
+    for variant, by_split in splits.items():
+        for split in SPLITS:
+            for row in np.asarray(by_split[split]).tolist():
+                if not 0 <= row < count:
+                    raise ValueError(f"row {row} of {variant}/{split} is not among the {count} rows")
+                if member[row] and member[row][-1][0] == variant:
+                    raise ValueError(f"row {row} is in both splits of {variant}")
+                member[row].append((variant, split))
+    return [tuple(pairs) for pairs in member]
+
+
 def split_class_counts(splits: Mapping[str, Mapping[str, np.ndarray]], labels: Sequence[str],
                        label_names: Sequence[str] = EMOTIONS.labels) -> dict[str, dict[str, dict[str, int]]]:
     """Per-class counts {variant: {split: {class: n}}}, for the dataset card and the tests."""
@@ -172,6 +191,7 @@ __all__ = [
     "draw_splits",
     "held_out_count",
     "largest_remainder",
+    "memberships",
     "split_class_counts",
     "variant_counts",
 ]

@@ -2,12 +2,75 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainingArguments
+from transformers.utils import logging
 
 from .unreadable import UNREADABLE_CHECK_AFTER
+
+logger = logging.get_logger(__name__)
+
+# Where launchers put the number of processes: torchrun and `accelerate launch --multi_gpu` (WORLD_SIZE), mpirun
+# (the others); the names accelerate reads for CPU training.
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+CPU_DDP_COMMANDS = (
+    "`accelerate launch --multi_gpu --num_processes N examples/train.py ...` or "
+    "`torchrun --nproc_per_node N examples/train.py ...`"
+)
+
+
+class DistributedLaunchError(RuntimeError):
+    """The launched processes cannot form one DDP group as launched; the message says which command to use."""
+
+
+def launched_world_size() -> int:
+    """How many processes the launcher started (its environment variables); 1 for a plain `python` run."""
+    for name in WORLD_SIZE_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def has_ddp_accelerator() -> bool:
+    """Whether DDP can run on an accelerator here (CUDA, XPU, ...); without one, DDP has to run on the CPU.
+    MPS counts as none: accelerate has no multi-process backend for it."""
+    accelerator_api = getattr(torch, "accelerator", None)  # torch >= 2.6
+    if accelerator_api is None:
+        return torch.cuda.is_available()
+    accelerator = accelerator_api.current_accelerator() if accelerator_api.is_available() else None
+    return accelerator is not None and accelerator.type != "mps"
+
+
+def cpu_ddp_needed() -> bool:
+    """Whether the launched processes have to run DDP on the CPU: several of them and no GPU to run it on.
+
+    Without `use_cpu` (the documented switch, which makes accelerate set up DDP over gloo), transformers and
+    accelerate would look for a GPU backend, find none, and make each process a run of its own: N independent
+    runs racing over one output folder.
+    """
+    return launched_world_size() > 1 and not has_ddp_accelerator()
+
+
+def check_launch() -> None:
+    """Stop `accelerate launch --num_processes N` (N > 1) without `--multi_gpu` on a machine without GPUs (or
+    with `--cpu`): its simple launcher starts a single process, marked with ACCELERATE_USE_CPU and given the
+    MASTER_ADDR meant for N, but no WORLD_SIZE (nor mpirun's variables); no setting here can undo that."""
+    if (
+        "ACCELERATE_USE_CPU" in os.environ
+        and "MASTER_ADDR" in os.environ
+        and launched_world_size() == 1
+        and "LOCAL_RANK" not in os.environ
+    ):
+        raise DistributedLaunchError(
+            "accelerate launch started a single process although several were asked for: without "
+            "--multi_gpu (or with --cpu) on a machine without a GPU it runs just one. For N processes "
+            f"training with DDP on the CPU use {CPU_DDP_COMMANDS}; for one process, "
+            "`accelerate launch --num_processes 1` or plain `python` (with MASTER_ADDR unset)."
+        )
 
 
 @dataclass
@@ -53,6 +116,14 @@ class AVCANetTrainingArguments(TrainingArguments):
         default=4,
         metadata={"help": "Processes decoding videos; decoding is the bottleneck of video training."},
     )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={
+            "help": "DDP's search for parameters without a gradient (an extra graph walk each step): off, since "
+            "every AV-CANet configuration gives each parameter one in every step (zero for the audio branch "
+            "of a batch without sound)."
+        },
+    )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Must stay False: the collator needs the raw `video` column."}
     )
@@ -77,10 +148,26 @@ class AVCANetTrainingArguments(TrainingArguments):
             "be read, or when the first batch has no readable video at all; 1 turns the check off."
         },
     )
+    dataset_hub_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id of the training data (e.g. Conna/eMotions), written as the model card's "
+            "`datasets:`; leave it out when the data is a local folder that is not a copy of a Hub dataset "
+            "(the card then names the folder in its text, never a path in its metadata)."
+        },
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.max_unreadable_fraction <= 1.0:
             raise ValueError(f"max_unreadable_fraction={self.max_unreadable_fraction} must be in [0, 1]")
+        check_launch()
+        # Before super().__post_init__(), which sets up the device and the process group.
+        if cpu_ddp_needed() and not self.use_cpu:
+            logger.info(f"no GPU: the {launched_world_size()} launched processes train with DDP on the CPU")
+            self.use_cpu = True
+        from ..model_card import check_dataset_hub_id  # checked now, not when the card is written at the end
+
+        check_dataset_hub_id(self.dataset_hub_id)
         if self.dataloader_pin_memory and not torch.cuda.is_available():
             # Nothing to pin for on a CPU-only machine (and the DataLoader would warn every epoch).
             self.dataloader_pin_memory = False

@@ -22,6 +22,7 @@ from transformers.utils import logging
 from ..metrics import compute_emotion_metrics, scalar_metrics, write_evaluation
 from ..model_card import write_model_card
 from ..modeling_avcanet import AVCANetVideoClassifierOutput, zero_loss_touching
+from ..pipeline_video_emotion import save_pipeline_code
 from .arguments import AVCANetTrainingArguments
 from .checkpoints import checkpoint_is_complete, ensure_writable, last_complete_checkpoint
 from .data import SKIPPED_KEY, AVCANetDataCollator, VideoClipDataset
@@ -119,6 +120,8 @@ class AVCANetTrainer(Trainer):
             )
         if args.should_save:  # before the Trainer creates it, with a message that says what to do
             ensure_writable(args.output_dir)
+        if processing_class is not None and model is not None and hasattr(processing_class, "check_model_config"):
+            processing_class.check_model_config(model.config)  # before any video is read
         if data_collator is None:
             if processing_class is None:
                 raise ValueError(
@@ -335,6 +338,7 @@ class AVCANetTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """`Trainer._save`, with safetensors' I/O failures (a full disk) raised as the `OSError` they are."""
+        save_pipeline_code(self.accelerator.unwrap_model(self.model), output_dir or self.args.output_dir)
         try:
             super()._save(output_dir, state_dict)
         except SafetensorError as error:
@@ -346,6 +350,7 @@ class AVCANetTrainer(Trainer):
         output_dir = Path(self.args.output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         model = self.accelerator.unwrap_model(self.model)
+        save_pipeline_code(model, output_dir)
         custom_object_save(model, output_dir, config=model.config)
         model.config.save_pretrained(output_dir)
         if self.processing_class is not None:

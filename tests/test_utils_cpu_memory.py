@@ -10,7 +10,7 @@ import pytest
 PROBE = textwrap.dedent(
     """
     import resource, sys, torch
-    from emotions_hf.cpu_memory import keep_freed_memory
+    from emotions_hf.utils.cpu_memory import keep_freed_memory
 
     applied = keep_freed_memory() if sys.argv[1] == "keep" else False
 

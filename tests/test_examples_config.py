@@ -1,0 +1,17 @@
+"""examples/train.py's model config: the preset, then --config_overrides, flat or per sub-config."""
+
+from train import ModelArguments, build_config
+
+
+def test_overrides_change_single_fields_of_the_small_preset():
+    overrides = "vision_config={'image_size': 48},drop_path_rate=0.0,num_mfcc=8,lgf_dropout=0.1"
+    config = build_config(ModelArguments(config_name="small", config_overrides=overrides), {})
+    vision, audio = config.vision_config, config.audio_config
+    assert (vision.image_size, vision.embed_dim, vision.depths, vision.drop_path_rate) == (48, 24, (1, 1), 0.0)
+    assert (audio.num_mfcc, audio.num_frames, audio.hidden_sizes) == (8, 16, (16, 32))
+    assert (config.num_snippets, config.hidden_size, config.lgf_dropout) == (4, 32, 0.1)
+
+
+def test_single_modality_override_turns_off_the_cross_modal_parts():
+    config = build_config(ModelArguments(config_name="small", config_overrides="modality=visual"), {})
+    assert config.modality == "visual" and not config.use_glcf and not config.use_multitask_loss
