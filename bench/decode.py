@@ -7,12 +7,20 @@ core (everything pinned to one thread) for
   (c) the processor on the proxy with the cached MFCC;
 the ratios (c)/(a) and (b)/(a), and the peak memory of the processor on a 3-minute video.
 
-    python bench/decode.py [--workdir DIR] [--repeats N] [--long-height 1080]
+Then the data path before / after (issue 15): training- and evaluation-mode clips/s/core on the proxy with
+the cached MFCC for the package at `--before` (default 7003931, extracted with `git archive` into a temp
+dir) against this checkout, as float32 (the default output) and as uint8 (`output_dtype="uint8"`, normalised
+on the device; the host cost is what is measured), at the paper's full-side crop and at the multi-scale crop,
+each against the 30 clips/s/core target. Each variant runs in its own interpreter, the rounds interleaved
+(every variant once per round, the median kept), so a shared machine's load hits them alike.
+
+    python bench/decode.py [--workdir DIR] [--repeats N] [--long-height 1080] [--before REV] [--rounds N]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -121,12 +129,103 @@ def baseline_memory_mb() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+BEFORE = "7003931"  # the data path before issue 15, part 3
+TARGET = 30.0  # clips/s/core, training mode, proxy + cached MFCC (issue 15)
+MULTI_SCALE = tuple(round(2 ** (-i / 4), 4) for i in range(5))
+
+
+def worker(spec: dict) -> None:
+    """A measuring interpreter: builds one processor (the package on sys.path: this checkout or the
+    `before` one), then for every line on stdin (`train` / `eval` and a call count) processes that many
+    clips with seeds 0, 1, ... and prints clips per second of CPU time (one thread)."""
+    from emotions_hf.feature_extraction_avcanet import AVCANetFeatureExtractor
+    from emotions_hf.video_processing_avcanet import AVCANetVideoProcessor
+
+    settings = {"crop_scales": tuple(spec["crop_scales"])}
+    if spec.get("output_dtype"):
+        settings["output_dtype"] = spec["output_dtype"]
+    processor = AVCANetProcessor(video_processor=AVCANetVideoProcessor(**settings),
+                                 feature_extractor=AVCANetFeatureExtractor())
+    item = spec["item"]
+    processor(item, training=True, seed=0)  # warm-up
+    processor(item)
+    for line in sys.stdin:
+        mode, calls = line.split()
+        start = time.process_time()
+        for seed in range(int(calls)):
+            out = processor(item, training=True, seed=seed) if mode == "train" else processor(item)
+        assert out["pixel_values"].dtype == (torch.uint8 if spec.get("output_dtype") == "uint8" else torch.float32)
+        print(int(calls) / (time.process_time() - start), flush=True)
+
+
+def _package_at(revision: str, into: Path) -> Path:
+    """`src/` of the package at a git revision, extracted into `into`."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", revision, "src/emotions_hf"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
+
+
+def before_after(args, item: dict, item_112: dict) -> None:
+    """Training / evaluation clips/s/core before vs after, interleaved, against the target."""
+    here = str(Path(__file__).resolve().parent.parent / "src")
+    with tempfile.TemporaryDirectory() as temp:
+        old = str(_package_at(args.before, Path(temp)))
+        variants = {}  # name -> (package dir, spec, modes)
+        for label, scales in (("full-side crop", (1.0,)), ("multi-scale crop", MULTI_SCALE)):
+            variants[f"before ({args.before}), {label}"] = (old, {"crop_scales": scales, "item": item})
+            variants[f"after, float32, {label}"] = (here, {"crop_scales": scales, "item": item})
+            variants[f"after, uint8, {label}"] = (here, {"crop_scales": scales, "item": item, "output_dtype": "uint8"})
+        variants["after, uint8, full-side crop, 112-px proxy"] = (
+            here, {"crop_scales": (1.0,), "item": item_112, "output_dtype": "uint8"})
+        workers = {}
+        for name, (package, spec) in variants.items():
+            env = {**os.environ, "PYTHONPATH": package, "OMP_NUM_THREADS": "1"}
+            workers[name] = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)], env=env,
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        rates = {(name, mode): [] for name in variants for mode in ("train", "eval")}
+        try:
+            for _ in range(args.rounds):
+                for name, process in workers.items():
+                    for mode in ("train", "eval"):
+                        process.stdin.write(f"{mode} {args.calls}\n")
+                        process.stdin.flush()
+                        line = process.stdout.readline()
+                        if not line:
+                            raise RuntimeError(f"the {name} worker stopped")
+                        rates[name, mode].append(float(line))
+        finally:
+            for process in workers.values():
+                process.stdin.close()
+                process.wait()
+    median = {key: float(np.median(values)) for key, values in rates.items()}
+    print(f"data path, proxy + cached MFCC, one thread, median of {args.rounds} interleaved rounds of {args.calls} "
+          f"clips (target {TARGET:.0f} clips/s/core in training):")
+    for name in variants:
+        label = name.split(", ")[-1] if name.startswith("before") else name.split(", ", 2)[-1]
+        base = f"before ({args.before}), {label}" if (f"before ({args.before}), {label}", "train") in median else None
+        cells = []
+        for mode in ("train", "eval"):
+            rate = median[name, mode]
+            versus = f" x{rate / median[base, mode]:.2f} vs before" if base and base != name else ""
+            cells.append(f"{mode} {rate:6.1f}{versus} ({rate / TARGET:.2f} of target)")
+        print(f"  {name:48s} " + "   ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "emotions_hf_bench")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long-height", type=int, default=1080, help="height of the 3-minute video (16:9)")
+    parser.add_argument("--before", default=BEFORE, help="git revision of the 'before' data path")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the before / after comparison")
+    parser.add_argument("--calls", type=int, default=20, help="clips per variant and round")
+    parser.add_argument("--only-before-after", action="store_true", help="skip (a)-(c'') and the memory figures")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        return worker(json.loads(args.worker))
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     processor = AVCANetProcessor()
@@ -140,6 +239,8 @@ def main() -> None:
     smallest = write_proxy(original, args.workdir / "original_30s.proxy112.mp4", short_side=processor.image_size)
     item_112 = {**item, "proxy": str(smallest)}
 
+    if args.only_before_after:
+        return before_after(args, item, item_112)
     rates = {
         "(a) naive PyAV + librosa": clips_per_second(lambda: naive_clip(original, processor), args.repeats),
         "(b) processor, original (auto)": clips_per_second(lambda: processor(str(original)), args.repeats),
@@ -157,6 +258,8 @@ def main() -> None:
         print(f"  {name:38s} {rate:7.2f} clips/s/core   x{rate / naive:5.1f} vs (a)")
     print(f"  ratio (c)/(a) = {rates['(c) processor, proxy + cached MFCC'] / naive:.1f}   "
           f"(b)/(a) = {rates['(b) processor, original (auto)'] / naive:.1f}")
+
+    before_after(args, item, item_112)
 
     width = args.long_height * 16 // 9
     long_video = make_video(args.workdir / f"long_180s_{width}x{args.long_height}.mp4", 180, width, args.long_height,

@@ -7,10 +7,14 @@ AV-CANet (the paper's size by default) with its processor, then prints
       and the pipeline overhead (b)/(a) - 1, in wall-clock and in CPU time (less sensitive to
       other processes on a shared machine);
   (c) peak RSS of a fresh process running `pipe(video, timeline=True)` on the 30 s and on the
-      3-minute video (memory must not grow with the length), with the time and number of windows.
+      3-minute video (memory must not grow with the length), with the time and number of windows;
+  (d) the time of `pipe(video, timeline=True)` on the 3-minute video with shared snippets (each snippet
+      decoded and encoded once) over the per-window path (`share_timeline_snippets = False`: every
+      window decoded and run whole), at the default stride (half a window) and at a 1 s stride;
+      the two alternate within each round, in this process, so both see the same background load.
 
     python bench/pipeline.py [--size paper|demo] [--repeats N] [--device cpu|cuda] [--threads N]
-                             [--no-timeline-memory]
+                             [--no-timeline-memory] [--no-timeline-ratio] [--timeline-repeats N]
 """
 
 from __future__ import annotations
@@ -97,12 +101,33 @@ def timeline_memory(model: Path, video: Path, device: str, threads: int) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def timeline_ratios(pipe: VideoEmotionPipeline, video: str, repeats: int) -> None:
+    """(d): old/new wall-clock ratios of a timeline, per stride, rounds alternating old and new."""
+    for label, stride in (("default stride (2.5 s)", None), ("1 s stride", 1.0)):
+        times = {False: [], True: []}
+        windows = 0
+        for _ in range(repeats):
+            for shared in (False, True):
+                pipe.share_timeline_snippets = shared
+                wall, cpu = time.perf_counter(), time.process_time()
+                windows = len(pipe(video, timeline=True, timeline_stride=stride, batch_size=4)["timeline"])
+                times[shared].append((time.perf_counter() - wall, time.process_time() - cpu))
+        del pipe.share_timeline_snippets
+        old, new = np.min(times[False], axis=0), np.min(times[True], axis=0)
+        print(f"  (d) timeline, {label}, {windows} windows: per-window {old[0]:7.1f} s, shared snippets "
+              f"{new[0]:7.1f} s (min of {repeats}): new/old = {new[0] / old[0]:.3f} wall, {new[1] / old[1]:.3f} CPU")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "emotions_hf_bench")
     parser.add_argument("--size", choices=tuple(SIZES), default="paper", help="model size")
     parser.add_argument("--timeline-memory", action=argparse.BooleanOptionalAction, default=True,
                         help="measure (c); a 3-minute timeline is 72 forwards, long for the paper size on CPU")
+    parser.add_argument("--timeline-ratio", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure (d); the per-window baseline is long for the paper size on CPU")
+    parser.add_argument("--timeline-repeats", type=int, default=1, help="alternating rounds of (d)")
+    parser.add_argument("--timeline-seconds", type=float, default=180.0, help="length of the video of (d)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
@@ -133,6 +158,11 @@ def main() -> None:
     overhead = 100 * (best["pipe"] / best["floor"] - 1)
     print(f"  pipeline overhead (b)/(a) - 1:  wall {overhead[0]:+.1f} %,  CPU time {overhead[1]:+.1f} %")
 
+    if args.timeline_ratio:
+        seconds = args.timeline_seconds
+        video = make_video(args.workdir / f"pipeline_{seconds:g}s_720x1280.mp4", seconds)
+        print(f"  (d) {seconds:g} s 720x1280 h264 + AAC, window 5 s, batch_size 4")
+        timeline_ratios(pipe, str(video), args.timeline_repeats)
     if args.timeline_memory:
         long = make_video(args.workdir / "pipeline_180s_720x1280.mp4", 180)
         for video in (Path(short), long):

@@ -5,12 +5,16 @@
     python examples/evaluate_model.py --model me/avcanet-emotions --dataset data/emotions --variant balanced
 
 Prints per-class accuracy, ACC and WA-F1 (next to the paper's AV-CANet row for eMotions' variants and the
-public sets) and writes `<variant>-<split>_metrics.json` and `<variant>-<split>_confusion_matrix.png`.
+public sets) and writes `<variant>-<split>_metrics.json` and `<variant>-<split>_confusion_matrix.png`. For a model
+trained by examples/train.py it also prints the run's last-epoch and best-epoch rows (from
+`evaluation/training_summary.json`, beside the model or in the run folder above a `checkpoint-N`), each labelled,
+with the learning-rate schedule that produced them: the paper reports the best epoch, chosen on the test split.
 Runs on GPU when there is one; `torchrun`/`accelerate launch` split the videos over processes.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +24,7 @@ from transformers import HfArgumentParser
 from emotions_hf.data.loading import load_prepared
 from emotions_hf.labels import EMOTIONS
 from emotions_hf.metrics import format_paper_table
-from emotions_hf.model_card import PAPER_RESULTS, paper_metrics
+from emotions_hf.model_card import BALANCED_ROW_NOTE, PAPER_RESULTS, paper_metrics
 from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
 from emotions_hf.processing_avcanet import AVCANetProcessor
 from emotions_hf.training import AVCANetTrainer, AVCANetTrainingArguments, shutdown_distributed
@@ -61,6 +65,30 @@ def paper_row(arguments: EvaluateArguments, label_names: list[str]) -> str | Non
     return arguments.variant if is_emotions and arguments.variant in PAPER_RESULTS else None
 
 
+def training_summary(model: str) -> dict | None:
+    """The `training_summary.json` examples/train.py wrote for this model (its folder, or the run folder
+    holding this `checkpoint-N`), or None."""
+    folder = Path(model)
+    for candidate in (folder, folder.parent):
+        path = candidate / "evaluation" / "training_summary.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    return None
+
+
+def training_rows(summary: dict) -> dict:
+    """The recorded last- and best-epoch rows of a training summary, labelled."""
+    rows = {}
+    if summary.get("last"):
+        rows[f"training run: last epoch ({summary['last']['split']})"] = summary["last"]["metrics"]
+    best = summary.get("best")
+    if best:
+        epoch = best.get("epoch")
+        when = f"epoch {epoch:g}" if isinstance(epoch, (int, float)) else f"step {best.get('step')}"
+        rows[f"training run: best epoch ({when}, by {best.get('metric', 'accuracy')})"] = best["metrics"]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     (arguments,) = HfArgumentParser(EvaluateArguments).parse_args_into_dataclasses(
         sys.argv[1:] if argv is None else argv
@@ -68,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = arguments.output_dir or (arguments.model if Path(arguments.model).is_dir() else ".")
     model = AVCANetForVideoClassification.from_pretrained(arguments.model)
     processor = AVCANetProcessor.from_pretrained(arguments.model)
-    split = load_prepared(arguments.dataset, arguments.variant)[arguments.split]
+    split = load_prepared(arguments.dataset, arguments.variant, decode_video=False)[arguments.split]  # read by path
     label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if list(split.features["label"].names) != label_names:
         raise ValueError(
@@ -89,11 +117,23 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.evaluate(split, metric_key_prefix=name)
     metrics = trainer.last_evaluation["metrics"]
     if trainer.is_world_process_zero():
+        summary = training_summary(arguments.model)
+        if summary is not None and training_rows(summary):
+            # first, so that the table of these weights beside the paper stays the last thing printed
+            print(f"\nThe training run, as recorded (lr schedule: {summary['schedule']}):")
+            print(format_paper_table(training_rows(summary)))
+            print("The best epoch is chosen on the split it is measured on, as the authors do: an optimistic number"
+                  + (f"; its weights: {summary['best']['checkpoint']}" if (summary.get("best") or {}).get(
+                      "checkpoint") else "") + ".")
         rows = {f"{Path(arguments.model).name} ({name})": metrics}
         compare = paper_row(arguments, label_names)
         if compare is not None:
             rows[f"AV-CANet, paper ({PAPER_RESULTS[compare]['name']})"] = paper_metrics(compare, label_names)
-        print(f"\n{metrics['num_samples']} videos; UAR {100 * metrics['uar']:.2f}")
+        if compare == "balanced":
+            print(BALANCED_ROW_NOTE)
+        final_save = (Path(arguments.model) / "evaluation" / "training_summary.json").is_file()
+        which = " (the final save: the last epoch of the run above)" if final_save else ""
+        print(f"\nThese weights{which}: {metrics['num_samples']} videos; UAR {100 * metrics['uar']:.2f}")
         print(format_paper_table(rows))
         print(f"JSON and confusion matrix: {Path(output_dir).resolve() / 'evaluation' / name}_*")
     return metrics

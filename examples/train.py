@@ -12,6 +12,15 @@ as the only argument holds the same options. `--resume_from_checkpoint true` con
 or a kill from the newest complete checkpoint. The embedded default's small model (`--config_name small`)
 and recipe are in presets.py, next to this script.
 
+The paper's AV-CANet (`--config_name paper`, the default with `--dataset`) starts from pretrained backbones when
+it can: `--video_backbone` / `--audio_backbone` default to `auto`, which takes the authors' checkpoint files from
+$EMOTIONS_HF_BACKBONES or ./pretrained, else `microsoft/swin-tiny-patch4-window7-224` / `microsoft/resnet-34` if
+they are in the Hugging Face cache (never downloaded here); without them one warning says the run starts from
+random weights, whose results are not the paper's. A file, folder or Hub id given is used as is; `none` skips.
+
+At the end both the last epoch and the best epoch (by test accuracy, as the authors report) are printed, labelled,
+with the learning-rate schedule that produced them, and saved in `<output_dir>/evaluation/training_summary.json`.
+
 Several processes on a machine without a GPU (both launch commands above) train with DDP on the CPU over
 gloo (`use_cpu` is set for them); `accelerate launch --num_processes N` without `--multi_gpu` would start a
 single process there, and stops with an error instead.
@@ -20,15 +29,18 @@ single process there, and stops with an error instead.
 from __future__ import annotations
 
 import ast
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from presets import SMALL_CONFIG, SMALL_TRAINING  # examples/presets.py
+from presets import SMALL_CONFIG, SMALL_PROCESSOR, SMALL_TRAINING  # examples/presets.py
 from transformers import HfArgumentParser, set_seed
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.data import processor_item
 from emotions_hf.data.loading import PreparedFolderError, load_prepared
 from emotions_hf.errors import is_environment_error
 from emotions_hf.labels import EMOTIONS
@@ -47,6 +59,18 @@ from emotions_hf.training.arguments import CPU_DDP_COMMANDS, DistributedLaunchEr
 from emotions_hf.utils.cpu_memory import keep_freed_memory
 
 DEMO_OUTPUT_DIR = "outputs/avcanet-synthetic"
+AUTO, NONE = "auto", "none"
+# Where `auto` looks for backbone checkpoints, in order: a folder named by this variable, then ./pretrained (the
+# authors' layout: `--video_pretrained pretrained/swin_tiny_patch4_window7_224_22k.pth`), then the Hub cache.
+BACKBONE_DIR_VARIABLE = "EMOTIONS_HF_BACKBONES"
+LOCAL_BACKBONE_DIRS = ("pretrained",)
+LOCAL_BACKBONE_FILES = {
+    # the authors' start (official 2D Swin-T ImageNet-22k), the 1k one, torchvision's swin3d_t
+    "video": ("swin_tiny_patch4_window7_224_22k.pth", "swin_tiny_patch4_window7_224.pth", "swin3d_t-7615ae03.pth"),
+    # torchvision's ResNet-34 releases
+    "audio": ("resnet34-b627a593.pth", "resnet34-333f7ec4.pth", "resnet34.pth"),
+}
+HUB_BACKBONES = {"video": "microsoft/swin-tiny-patch4-window7-224", "audio": "microsoft/resnet-34"}
 
 
 @dataclass
@@ -100,15 +124,30 @@ class ModelArguments:
         metadata={"help": "Comma-separated config changes, e.g. 'modality=visual,use_glcf=False'."},
     )
     video_backbone: str | None = field(
-        default=None,
+        default=AUTO,
         metadata={
             "help": "Visual branch start: a 2D Swin-T checkpoint (inflated) or the official Video Swin-T "
-            "K400 checkpoint (.pth/.safetensors file or Hugging Face folder)."
+            "K400 checkpoint (.pth/.safetensors file or Hugging Face folder); 'auto' (default): a known file in "
+            f"${BACKBONE_DIR_VARIABLE} or ./pretrained, else {HUB_BACKBONES['video']} from the Hugging Face cache, "
+            "for a Swin-T config without --model_name_or_path; 'none': random weights."
         },
     )
     audio_backbone: str | None = field(
-        default=None,
-        metadata={"help": "Audio branch start: a ResNet-34 checkpoint (file or Hugging Face folder)."},
+        default=AUTO,
+        metadata={
+            "help": "Audio branch start: a ResNet-34 checkpoint (file or Hugging Face folder); 'auto' (default): "
+            f"a torchvision resnet34 file in ${BACKBONE_DIR_VARIABLE} or ./pretrained, else "
+            f"{HUB_BACKBONES['audio']} from the Hugging Face cache; 'none': random weights."
+        },
+    )
+    mfcc_normalization: str = field(
+        default="none",
+        metadata={
+            "help": "A new processor's MFCC scaling: 'none' (the paper's raw MFCC, whose first coefficient, the "
+            "loudness, spans hundreds of units) or 'dataset' (standardise each coefficient with statistics of the "
+            "training videos, fitted before training and saved with the processor). A processor loaded with "
+            "--model_name_or_path keeps its own."
+        },
     )
 
 
@@ -146,11 +185,13 @@ def parse_arguments(argv: list[str]):
         return parser.parse_json_file(argv[0])
     # A first look at the data arguments alone, to pick the defaults; without its own --help, so that
     # --help reaches the full parser and lists every argument.
-    data_args, _ = HfArgumentParser(DataArguments, add_help=False).parse_args_into_dataclasses(
-        argv, return_remaining_strings=True
-    )
+    data_args, model_args, _ = HfArgumentParser(
+        (DataArguments, ModelArguments), add_help=False
+    ).parse_args_into_dataclasses(argv, return_remaining_strings=True)
     if data_args.dataset is None:  # the embedded default trains the small config with its own recipe
         parser.set_defaults(output_dir=DEMO_OUTPUT_DIR, config_name="small", **SMALL_TRAINING)
+    elif model_args.config_name == "small":  # the small config brings its recipe wherever it is chosen
+        parser.set_defaults(**SMALL_TRAINING)
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         parser.set_defaults(bf16=True)
     return parser.parse_args_into_dataclasses(argv)
@@ -210,6 +251,68 @@ def build_config(model_args: ModelArguments, labels: dict) -> AVCANetConfig:
     return AVCANetConfig(**{**settings, **labels})
 
 
+def backbone_fits(kind: str, config: AVCANetConfig) -> bool:
+    """Whether the config's encoder has the shapes of the public checkpoints `auto` looks for (Swin-T, ResNet-34)."""
+    if kind == "video":
+        vision = config.vision_config
+        return config.uses_video and vision.embed_dim == 96 and tuple(vision.depths) == (2, 2, 6, 2)
+    audio = config.audio_config
+    return config.uses_audio and tuple(audio.depths) == (3, 4, 6, 3) and tuple(audio.hidden_sizes) == (
+        64, 128, 256, 512)
+
+
+def cached_hub_folder(repo_id: str, cache_dir: str | None = None) -> str | None:
+    """The snapshot folder of `repo_id` in the Hugging Face cache when its config and weights are there; never
+    downloads."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir)
+    if not isinstance(config, str):
+        return None
+    folder = Path(config).parent
+    weights = ("model.safetensors", "pytorch_model.bin")
+    return str(folder) if any((folder / name).is_file() for name in weights) else None
+
+
+def find_backbone(kind: str, search_dirs=None, cache_dir: str | None = None) -> str | None:
+    """`auto`'s choice for a branch: a known checkpoint file in `search_dirs` (default: $EMOTIONS_HF_BACKBONES,
+    ./pretrained), else the Hub model in the local cache, else None."""
+    if search_dirs is None:
+        search_dirs = [os.environ[BACKBONE_DIR_VARIABLE]] if os.environ.get(BACKBONE_DIR_VARIABLE) else []
+        search_dirs += list(LOCAL_BACKBONE_DIRS)
+    for folder in search_dirs:
+        for name in LOCAL_BACKBONE_FILES[kind]:
+            if (Path(folder) / name).is_file():
+                return str(Path(folder) / name)
+    return cached_hub_folder(HUB_BACKBONES[kind], cache_dir)
+
+
+def resolve_backbones(model_args: ModelArguments, config: AVCANetConfig, search_dirs=None,
+                      cache_dir: str | None = None) -> dict[str, str | None]:
+    """{"video": source or None, "audio": ...}: what each branch starts from. A given source is used as is;
+    `auto` looks for the public checkpoint (`find_backbone`) when the model is new and its encoder fits one;
+    `none` and an unfitting `auto` give None. One warning line names the branches left at random weights."""
+    sources, random_branches = {}, []
+    for kind, given in (("video", model_args.video_backbone), ("audio", model_args.audio_backbone)):
+        used = config.uses_video if kind == "video" else config.uses_audio
+        if given in (None, NONE) or not used:
+            sources[kind] = None
+        elif given != AUTO:
+            sources[kind] = given
+        elif model_args.model_name_or_path:
+            sources[kind] = None  # the checkpoint has its own weights
+        else:
+            sources[kind] = find_backbone(kind, search_dirs, cache_dir) if backbone_fits(kind, config) else None
+        if used and sources[kind] is None and not model_args.model_name_or_path:
+            random_branches.append(kind)
+    if random_branches:
+        print(f"train.py: warning: the {' and '.join(random_branches)} backbone(s) start from random weights (no "
+              f"checkpoint given, none found in ${BACKBONE_DIR_VARIABLE}, ./pretrained or the Hugging Face cache, "
+              "or the config is not Swin-T/ResNet-34): results of this run are not comparable with the paper's.",
+              flush=True)
+    return sources
+
+
 def build_model_and_processor(model_args: ModelArguments, labels: dict):
     if model_args.model_name_or_path:
         overrides = parse_overrides(model_args.config_overrides)
@@ -220,16 +323,37 @@ def build_model_and_processor(model_args: ModelArguments, labels: dict):
         processor = AVCANetProcessor.from_pretrained(model_args.model_name_or_path)
     else:
         model = AVCANetForVideoClassification(build_config(model_args, labels))
-        processor = AVCANetProcessor.from_model_config(model.config)
-    if model_args.video_backbone or model_args.audio_backbone:
+        # the small demo keeps the processor settings it was tuned with (presets.py); others get the paper's
+        settings = SMALL_PROCESSOR if model_args.config_name == "small" else {}
+        processor = AVCANetProcessor.from_model_config(
+            model.config, **{**settings, "mfcc_normalization": model_args.mfcc_normalization})
+    backbones = resolve_backbones(model_args, model.config)
+    if any(backbones.values()):
         from emotions_hf.convert_checkpoints import load_pretrained_backbones
 
-        reports = load_pretrained_backbones(
-            model, video=model_args.video_backbone, audio=model_args.audio_backbone
-        )
+        reports = load_pretrained_backbones(model, video=backbones["video"], audio=backbones["audio"])
         for name, report in reports.items():
-            print(f"{name} backbone: {report.summary()}")
-    return model, processor
+            print(f"{name} backbone ({backbones[name]}): {report.summary()}")
+    return model, processor, backbones
+
+
+def report_last_and_best(trainer: AVCANetTrainer, output_dir: str, eval_split: str) -> dict:
+    """Print the last and the best epoch, labelled, with the schedule; save them as training_summary.json."""
+    summary = trainer.training_summary()
+    last, best = summary["last"], summary["best"]
+    rows = {f"AV-CANet (ours), last epoch ({eval_split})": last["metrics"]}
+    if best is not None:
+        rows[f"AV-CANet (ours), best epoch {best['epoch']:g} by {best['metric']} ({eval_split})"] = best["metrics"]
+    print(f"Test metrics on {eval_split} ({last['metrics']['num_samples']} videos); lr schedule: "
+          f"{summary['schedule']}")
+    print(format_paper_table(rows))
+    if best is not None:
+        print("The best epoch is chosen on the split it is measured on, as the authors do: an optimistic number."
+              + (f" Its weights: {best['checkpoint']}" if best.get("checkpoint") else ""))
+    path = Path(output_dir) / "evaluation" / "training_summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
 
 
 def subset(split, size: int | None, seed: int):
@@ -257,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
             if synthetic
             else data_args.dataset
         )
-        dataset = load_prepared(folder, data_args.variant)
+        dataset = load_prepared(folder, data_args.variant, decode_video=False)  # the processor reads by path
     train_split, eval_split = dataset[data_args.train_split], dataset[data_args.eval_split]
     labels = labels_from_dataset(train_split)
     train_split = subset(train_split, data_args.max_train_samples, training_args.seed)
@@ -265,7 +389,9 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(
         training_args.seed
     )  # before the model exists: its initial weights are part of a reproducible run
-    model, processor = build_model_and_processor(model_args, labels)
+    model, processor, backbones = build_model_and_processor(model_args, labels)
+    if processor.needs_mfcc_statistics:
+        processor.fit_mfcc_statistics(processor_item(row) for row in train_split)
 
     trainer = AVCANetTrainer(
         model=model,
@@ -278,9 +404,7 @@ def main(argv: list[str] | None = None) -> dict:
             "dataset_config": data_args.variant,
             "compare_with": paper_comparison(data_args, labels, synthetic),
             "base_models": [
-                b
-                for b in (model_args.model_name_or_path, model_args.video_backbone, model_args.audio_backbone)
-                if b
+                b for b in (model_args.model_name_or_path, backbones["video"], backbones["audio"]) if b
             ]
             or None,
         },
@@ -294,10 +418,8 @@ def main(argv: list[str] | None = None) -> dict:
         trainer.save_model()
         trainer.create_model_card()
     if trainer.is_world_process_zero():
-        evaluation = trainer.last_evaluation
         print(f"\nModel, processor and model card saved to {Path(training_args.output_dir).resolve()}")
-        print(f"Test metrics on {data_args.eval_split} ({evaluation['metrics']['num_samples']} videos):")
-        print(format_paper_table({"AV-CANet (ours)": evaluation["metrics"]}))
+        report_last_and_best(trainer, training_args.output_dir, data_args.eval_split)
         print(f"Metrics JSON and confusion matrix: {Path(training_args.output_dir).resolve() / 'evaluation'}")
         print(f'Try it: pipeline("video-emotion", model="{training_args.output_dir}")')
     return metrics

@@ -314,3 +314,34 @@ def test_cpu_training_falls_back_to_sdpa_without_the_private_kernel(monkeypatch,
     torch.testing.assert_close(fallback_out, fused_out, rtol=1e-4, atol=1e-5)
     for name in fused_grads:
         torch.testing.assert_close(fallback_grads[name], fused_grads[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+class _PackedLinear(torch.nn.Module):
+    """A Linear whose `weight` is a method, as in torch's dynamically quantized Linear (packed weights)."""
+
+    def __init__(self, linear):
+        super().__init__()
+        self.inner = linear
+
+    def weight(self):
+        return self.inner.weight
+
+    def forward(self, hidden_states):
+        return self.inner(hidden_states)
+
+
+@pytest.mark.parametrize("shifted_stage_windows", [(2, 3, 3), (4, 5, 5)])
+def test_attention_through_a_packed_qkv_module_matches_the_split_weights(shifted_stage_windows):
+    """With a qkv module that has no weight tensor (int8 `quantize_int8`), attention calls it once and splits q|k|v;
+    the result equals the path that slices the weight (regular, shifted and clipped windows)."""
+    config = tiny_config(window_size=shifted_stage_windows)
+    plain = randomized(VideoSwinModel(config)).eval()
+    packed = VideoSwinModel(config).eval()
+    packed.load_state_dict(plain.state_dict())
+    for stage in packed.layers:
+        for block in stage.blocks:
+            block.attn.qkv = _PackedLinear(block.attn.qkv)
+    clips = torch.randn(2, 3, 4, 24, 24, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = plain(clips).last_hidden_state
+        torch.testing.assert_close(packed(clips).last_hidden_state, expected, rtol=1e-5, atol=1e-6)

@@ -92,8 +92,9 @@ def test_processor_gives_the_same_tensors_from_proxy_and_cache(tmp_path, trainin
     assert cached["audio_mask"].tolist() == direct["audio_mask"].tolist() == [True]
     difference = (cached["pixel_values"] - direct["pixel_values"]).abs()
     # Resampling twice and re-encoding, in ImageNet-std units: about what separates the decord and PyAV
-    # resizers on the same original (~0.2 on this near-Nyquist texture).
-    assert difference.mean() < 0.3
+    # resizers on the same original (~0.2 on this near-Nyquist texture; ~0.3 for a proxy at exactly the 32 px the
+    # full-short-side crop decodes, re-encoded at that size).
+    assert difference.mean() < 0.35
     other = processor(str(original), training=training, seed=4)["pixel_values"]
     if training:  # other frames and crops differ by far more than the proxy does
         assert (other - direct["pixel_values"]).abs().mean() > 2 * difference.mean()

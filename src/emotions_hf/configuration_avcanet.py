@@ -19,6 +19,7 @@ FUSIONS = ("mid_concat", "gated", "ew_multiply", "sum", "neural")
 LINEAR_FUSIONS = ("mid_concat", "sum")
 MODALITIES = ("audio-visual", "visual", "audio")
 LOSSES = ("ep_ce", "ce")
+VIDEO_PROJECTION_NORMS = ("none", "layernorm")
 
 logger = logging.get_logger(__name__)
 
@@ -82,6 +83,9 @@ class AVCANetAudioConfig(PreTrainedConfig):
 
 
 
+# The values of the recipe switches in configs saved before they existed (the model those configs describe).
+PRE_RECIPE_SWITCHES = {"lgf_norm_context": True, "video_feature_dropout": 0.0}
+
 # The flat keyword arguments of version 0.1 and where they live now: (sub-config, field).
 FLAT_SETTINGS = {
     "frames_per_snippet": ("vision_config", "num_frames"),
@@ -115,6 +119,9 @@ def _sub_config(key: str, value, config_class, flat: dict):
 class AVCANetConfig(ModalityStreams, PreTrainedConfig):
     r"""Configuration of [`AVCANetForVideoClassification`].
 
+    Loading a config saved before `lgf_norm_context` and `video_feature_dropout` existed keeps the model it
+    describes (keys/values normalised, no feature dropout): see `from_dict`.
+
     Inputs are `num_snippets` snippets of `vision_config.num_frames` frames at `vision_config.image_size`², and one
     MFCC chunk of `audio_config.num_frames` × `audio_config.num_mfcc` per snippet.
 
@@ -133,8 +140,24 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             0-based level l, with L = 2 ("two attentive pyramid layers", paper §4.2).
         lgf_num_heads (`int`, 8): heads of the LISF and GLCF attention.
         lgf_dropout (`float`, 0.5): dropout inside the LGF module.
+        lgf_norm_context (`bool`, False): also LayerNorm the keys/values of the LISF attention blocks. False is the
+            authors' code (`models/Transformer.py`): `SublayerConnection` computes `x + dropout(sublayer(norm(x)))`
+            and the attention is called as `self_attn(q, k, v)` on the raw k, v, so only the query is normalised,
+            in the cross-modal and (since k = v = the raw input there) the self-attention blocks alike. True is
+            our earlier pre-LN variant (one LayerNorm on the query, one on the context). GLCF has no LayerNorm in
+            either code.
+        video_feature_dropout (`float`, 0.5): dropout on the pooled Video Swin features (768) before the projection
+            to `hidden_size`: the authors' `AVNet.forward` applies its `nn.Dropout(p=0.5)` to the pooled Swin output
+            right before `v_fc` (Linear 768 -> 512). 0 turns it off.
         lgf_ffn_ratio (`float`, 4.0): width of the LGF feed-forward layers over hidden_size. The authors' value is
             not published; 4 is the Transformer's (and puts 27 M of the model's 79 M parameters in LISF).
+        lgf_residual_relu (`bool`, True): the LISF dilated residual block's ReLU(x + update), as the authors' code.
+            False keeps the residual stream linear (x + update): the ReLU after the sum zeroes about half of every
+            snippet feature at each level, which with a small `hidden_size` starves the head (`bench/learnability.py`).
+        video_projection_norm (`str`, "none"): what follows the video projection Linear. "none" is the paper's F_v
+            (a plain Linear, whose output scale is initializer_range·sqrt(width): ~0.14 for the small config while
+            the audio projection's BatchNorm + Tanh gives F_a unit scale); "layernorm" normalises F_v per snippet,
+            giving both modalities the same scale into the LGF module.
         fusion (`str`, "mid_concat"): one of "mid_concat", "gated", "ew_multiply", "sum", "neural".
         use_lisf / use_glcf (`bool`, True): the local and global halves of the LGF module.
         modality (`str`, "audio-visual"): "audio-visual", "visual" or "audio".
@@ -170,6 +193,10 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         lgf_num_heads=8,
         lgf_dropout=0.5,
         lgf_ffn_ratio=4.0,
+        lgf_norm_context=False,
+        video_feature_dropout=0.5,
+        lgf_residual_relu=True,
+        video_projection_norm="none",
         fusion="mid_concat",
         use_lisf=True,
         use_glcf=True,
@@ -208,6 +235,10 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         self.lgf_num_heads = lgf_num_heads
         self.lgf_dropout = lgf_dropout
         self.lgf_ffn_ratio = lgf_ffn_ratio
+        self.lgf_norm_context = bool(lgf_norm_context)
+        self.video_feature_dropout = float(video_feature_dropout)
+        self.lgf_residual_relu = bool(lgf_residual_relu)
+        self.video_projection_norm = video_projection_norm
         self.fusion = fusion
         self.use_lisf = use_lisf
         self.use_glcf = use_glcf
@@ -277,6 +308,9 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
+        # A saved config without the recipe switches predates them: it describes (and its weights are) a model with
+        # the key/value LayerNorm (`context_norm` weights) and no feature dropout, so it keeps both.
+        config_dict = {**PRE_RECIPE_SWITCHES, **config_dict}
         # from_pretrained(repo, id2label=...) sets the new labels after __init__: complete the map once they are in.
         loaded = super().from_dict(config_dict, **kwargs)
         (loaded[0] if isinstance(loaded, tuple) else loaded).complete_label2polarity()
@@ -288,6 +322,8 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         def fail(message):
             raise ValueError(f"AVCANetConfig: {message}")
 
+        if self.video_projection_norm not in VIDEO_PROJECTION_NORMS:
+            fail(f"video_projection_norm={self.video_projection_norm!r} is not one of {VIDEO_PROJECTION_NORMS}")
         if self.fusion not in FUSIONS:
             fail(f"fusion={self.fusion!r} is not one of {FUSIONS}")
         if self.modality not in MODALITIES:
@@ -313,6 +349,8 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             fail(f"lgf_window_sizes={self.lgf_window_sizes} needs at least one non-negative window")
         if self.num_snippets < 1:
             fail(f"num_snippets={self.num_snippets} must be positive")
+        if not 0.0 <= self.video_feature_dropout < 1.0:
+            fail(f"video_feature_dropout={self.video_feature_dropout} must be in [0, 1) (the authors': 0.5)")
         labels = list(self.id2label.values())
         bad = [label for label in labels if self.label2polarity.get(label) not in POLARITIES]
         if bad:

@@ -110,20 +110,27 @@ class EmotionDemo:
         num_windows = len(windows) if len(windows) > 1 else 0  # one window: the whole-video input itself
         done = 0
 
-        def count(module, args, kwargs, output):
+        pipe_forward = self.pipe._forward
+
+        def counting_forward(model_inputs, **kwargs):
+            """The pipeline's step over a batch of inputs, counted: whole-video and window inputs alike (the
+            timeline's windows may share snippet features and skip the model's own forward)."""
             nonlocal done
-            done += next((value.shape[0] for value in kwargs.values() if isinstance(value, torch.Tensor)), 1)
+            output = pipe_forward(model_inputs, **kwargs)
+            flags = model_inputs["is_last"]
+            done += len(flags) if isinstance(flags, (list, tuple, torch.Tensor)) else 1
             if num_windows:  # the first input is the whole video, then the windows in order
                 progress((done - 1, num_windows), desc="timeline windows", unit="windows")
+            return output
 
         progress(0.0, desc=f"decoding {name}")
-        hook = self.pipe.model.register_forward_hook(count, with_kwargs=True)
+        self.pipe._forward = counting_forward  # this page's own pipeline; restored below
         try:
             result = self.pipe(path, top_k=self.top_k, timeline=True, timeline_window=self.window,
                                timeline_stride=self.stride, max_timeline_windows=self.max_timeline_windows,
                                errors="return")
         finally:
-            hook.remove()
+            del self.pipe._forward
         if "error" in result:
             raise DemoInputError(result["error"].replace(path, name))
         progress(1.0, desc="drawing")

@@ -20,6 +20,8 @@ from .decoding import as_source, probe
 from .paper import MFCC_FRAMES, NUM_MFCC, NUM_SNIPPETS, SAMPLE_RATE
 from .proxy import open_mfcc_cache
 
+MFCC_NORMALIZATIONS = ("none", "dataset")
+
 
 @functools.lru_cache(maxsize=4)
 def _mfcc_module(settings: MFCCSettings) -> MFCC:
@@ -35,6 +37,12 @@ class AVCANetFeatureExtractor(FeatureExtractionMixin):
         sample_rate (`int`, 44100), num_mfcc (`int`, 32), n_fft (`int`, 2048), hop_length (`int`, 512),
         n_mels (`int`, 128), top_db (`float`, 80): the MFCC (librosa's defaults).
         mfcc_frames (`int`, 4096): q, the MFCC length after centre crop / tiling; each snippet gets q / s frames.
+        mfcc_normalization (`str`, "none"): "none" gives the raw MFCC, as the paper (values span about -400...+60,
+            almost all of it in the first coefficient, the loudness); "dataset" standardises each coefficient with
+            `mfcc_mean` / `mfcc_std`, statistics of the training videos that `fit_mfcc_statistics` computes
+            (`AVCANetProcessor.fit_mfcc_statistics` from processor inputs) and `save_pretrained` keeps.
+            `examples/train.py` fits them before training unless `--mfcc_normalization none`.
+        mfcc_mean / mfcc_std (`list[float]` of length `num_mfcc`, None): those statistics.
     """
 
     model_input_names: ClassVar[list[str]] = ["input_features", "audio_mask"]
@@ -49,6 +57,9 @@ class AVCANetFeatureExtractor(FeatureExtractionMixin):
         n_mels: int = MFCCSettings.n_mels,
         top_db: float = MFCCSettings.top_db,
         mfcc_frames: int = MFCC_FRAMES,
+        mfcc_normalization: str = "none",
+        mfcc_mean=None,
+        mfcc_std=None,
         **kwargs,
     ):
         kwargs.pop("feature_extractor_type", None)
@@ -63,6 +74,53 @@ class AVCANetFeatureExtractor(FeatureExtractionMixin):
         self.mfcc_frames = int(mfcc_frames)
         if self.mfcc_frames % self.num_snippets:
             raise ValueError(f"mfcc_frames={self.mfcc_frames} must be a multiple of num_snippets={self.num_snippets}")
+        self.mfcc_normalization = mfcc_normalization
+        self.mfcc_mean = None if mfcc_mean is None else [float(v) for v in mfcc_mean]
+        self.mfcc_std = None if mfcc_std is None else [float(v) for v in mfcc_std]
+        if self.mfcc_normalization not in MFCC_NORMALIZATIONS:
+            raise ValueError(f"mfcc_normalization={self.mfcc_normalization!r} is not one of {MFCC_NORMALIZATIONS}")
+        for name in ("mfcc_mean", "mfcc_std"):
+            value = getattr(self, name)
+            if value is not None and len(value) != self.num_mfcc:
+                raise ValueError(f"{name} has {len(value)} values for num_mfcc={self.num_mfcc}")
+        if self.mfcc_std is not None and min(self.mfcc_std) <= 0:
+            raise ValueError("mfcc_std must be positive")
+
+    @property
+    def needs_mfcc_statistics(self) -> bool:
+        """True when `mfcc_normalization="dataset"` but the statistics have not been fitted."""
+        return self.mfcc_normalization == "dataset" and (self.mfcc_mean is None or self.mfcc_std is None)
+
+    def fit_mfcc_statistics(self, features) -> AVCANetFeatureExtractor:
+        """Set `mfcc_mean` / `mfcc_std` (per coefficient, over every frame) from raw (num_mfcc, frames) MFCCs (None
+        entries, videos without sound, are passed over). Returns the feature extractor."""
+        total = torch.zeros(self.num_mfcc, dtype=torch.float64)
+        squares = torch.zeros(self.num_mfcc, dtype=torch.float64)
+        count = 0
+        for item in features:
+            if item is None:
+                continue
+            item = torch.as_tensor(item).double()
+            total += item.sum(-1)
+            squares += item.square().sum(-1)
+            count += item.shape[-1]
+        if not count:
+            raise ValueError("fit_mfcc_statistics: none of the videos has readable sound")
+        mean = total / count
+        std = (squares / count - mean.square()).clamp(min=1e-6).sqrt()
+        self.mfcc_mean, self.mfcc_std = mean.tolist(), std.tolist()
+        return self
+
+    def normalized(self, features: torch.Tensor) -> torch.Tensor:
+        """Raw (num_mfcc, frames) MFCC -> what the model sees (`mfcc_normalization`)."""
+        if self.mfcc_normalization == "none":
+            return features
+        if self.needs_mfcc_statistics:
+            raise ValueError("mfcc_normalization='dataset' needs mfcc_mean and mfcc_std: call "
+                             "processor.fit_mfcc_statistics(training videos) first (examples/train.py does)")
+        mean = torch.tensor(self.mfcc_mean, dtype=features.dtype)[:, None]
+        std = torch.tensor(self.mfcc_std, dtype=features.dtype)[:, None]
+        return (features - mean) / std
 
     @property
     def mfcc_settings(self) -> MFCCSettings:
@@ -91,10 +149,12 @@ class AVCANetFeatureExtractor(FeatureExtractionMixin):
                             tensor_type=return_tensors)
 
     def chunked(self, features: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """(num_mfcc, q) MFCC, or None for no sound -> this item's `input_features` and `audio_mask`."""
+        """(num_mfcc, q) raw MFCC, or None for no sound -> this item's `input_features` and `audio_mask`."""
         has_audio = features is not None
         if features is None:
             features = torch.zeros(self.num_mfcc, self.mfcc_frames)
+        else:
+            features = self.normalized(features)
         return {"input_features": features.T.reshape(self.num_snippets, self.mfcc_chunk_frames, self.num_mfcc),
                 "audio_mask": torch.tensor(has_audio)}
 

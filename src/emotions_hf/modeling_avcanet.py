@@ -157,9 +157,12 @@ class FeedForward(nn.Sequential):
 
 
 class LGFBlock(nn.Module):
-    """Pre-LayerNorm attention block: x + Att(LN(x), LN(context)), then x + FFN(LN(x)).
+    """Pre-LayerNorm attention block: x + Att(LN(x), context), then x + FFN(LN(x)).
 
-    Self-attention when `context` is None. `message_mask` (B,) zeroes the attention message of some samples, which
+    Self-attention when `context` is None (the context is then x itself). As in the authors' code, only the query is
+    normalised: their `SublayerConnection` computes `x + dropout(sublayer(norm(x)))` with the keys/values passed in
+    raw. `config.lgf_norm_context=True` normalises the keys/values too (LN(x) in self-attention, a LayerNorm of its
+    own on a cross-modal context). `message_mask` (B,) zeroes the attention message of some samples, which
     then keep only their residual path (cross-modal attention into a video without sound).
     """
 
@@ -167,7 +170,8 @@ class LGFBlock(nn.Module):
         super().__init__()
         hidden = config.hidden_size
         self.query_norm = nn.LayerNorm(hidden)
-        self.context_norm = nn.LayerNorm(hidden) if cross_modal else None
+        self.norm_context = config.lgf_norm_context
+        self.context_norm = nn.LayerNorm(hidden) if cross_modal and self.norm_context else None
         self.attention = SnippetAttention(config)
         self.ffn_norm = nn.LayerNorm(hidden)
         self.ffn = FeedForward(config)
@@ -175,7 +179,10 @@ class LGFBlock(nn.Module):
 
     def forward(self, hidden, context=None, attn_mask=None, message_mask=None):
         query = self.query_norm(hidden)
-        key_value = query if context is None else self.context_norm(context)
+        if context is None:
+            key_value = query if self.norm_context else hidden
+        else:
+            key_value = context if self.context_norm is None else self.context_norm(context)
         message = self.attention(query, key_value, attn_mask)
         if message_mask is not None:
             message = message * message_mask[:, None, None].to(message.dtype)
@@ -202,14 +209,15 @@ class SelfCrossGate(nn.Module):
 class DilatedResidualBlock(nn.Module):
     """Acausal (centred) dilated residual block over snippets: ReLU(x + Conv1x1(ReLU(DilatedConv3(x))))."""
 
-    def __init__(self, hidden_size: int, dilation: int):
+    def __init__(self, hidden_size: int, dilation: int, residual_relu: bool = True):
         super().__init__()
+        self.residual_relu = residual_relu  # config.lgf_residual_relu: False gives x + update
         self.dilated = nn.Conv1d(hidden_size, hidden_size, kernel_size=3, padding=dilation, dilation=dilation)
         self.pointwise = nn.Conv1d(hidden_size, hidden_size, kernel_size=1)
 
     def forward(self, hidden):  # (B, s, C1)
         update = self.pointwise(F.relu(self.dilated(hidden.transpose(1, 2)))).transpose(1, 2)
-        return F.relu(hidden + update)
+        return F.relu(hidden + update) if self.residual_relu else hidden + update
 
 
 class LISFLevel(GradientCheckpointingLayer):
@@ -226,7 +234,8 @@ class LISFLevel(GradientCheckpointingLayer):
         self.cross_attention = LGFBlock(config, cross_modal=True) if cross_modal else None
         self.gate = (nn.ModuleDict({m: SelfCrossGate(config.hidden_size) for m in modalities}) if cross_modal
                      else None)
-        self.temporal = nn.ModuleDict({m: DilatedResidualBlock(config.hidden_size, 2**level) for m in modalities})
+        self.temporal = nn.ModuleDict({m: DilatedResidualBlock(config.hidden_size, 2**level, config.lgf_residual_relu)
+                                       for m in modalities})
 
     def forward(self, video, audio, audio_mask):
         streams = {m: x for m, x in ((VIDEO, video), (AUDIO, audio)) if x is not None}
@@ -418,7 +427,12 @@ class AVCANetModel(AVCANetPreTrainedModel):
         super().__init__(config)
         if config.uses_video:
             self.video_encoder = VideoSwinModel(config.vision_config)
+            # The authors' `nn.Dropout(p=0.5)` on the pooled Swin features, before their `v_fc` (768 -> 512).
+            self.video_feature_dropout = nn.Dropout(config.video_feature_dropout)
             self.video_projection = nn.Linear(config.vision_config.hidden_size, config.hidden_size)
+            # config.video_projection_norm: "layernorm" gives F_v the unit scale F_a gets from its BatchNorm + Tanh
+            self.video_projection_norm = (nn.LayerNorm(config.hidden_size)
+                                          if config.video_projection_norm == "layernorm" else None)
         if config.uses_audio:
             self.audio_encoder = build_audio_encoder(config.audio_config)
             self.audio_projection = nn.Sequential(
@@ -447,10 +461,15 @@ class AVCANetModel(AVCANetPreTrainedModel):
         return batch_sizes[0]
 
     def encode_video(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(B, s, T, 3, H, W) -> F_v (B, s, C1): all snippets of all videos through the backbone at once."""
+        """(B, s, T, 3, H, W) -> F_v (B, s, C1): all snippets of all videos through the backbone at once; the
+        pooled features pass `video_feature_dropout` (training only) before the projection."""
         batch, snippets = pixel_values.shape[:2]
         clips = pixel_values.flatten(0, 1).transpose(1, 2)  # (B·s, 3, T, H, W)
-        return self.video_projection(self.video_encoder(clips).pooler_output).view(batch, snippets, -1)
+        pooled = self.video_feature_dropout(self.video_encoder(clips).pooler_output)
+        features = self.video_projection(pooled)
+        if self.video_projection_norm is not None:
+            features = self.video_projection_norm(features)
+        return features.view(batch, snippets, -1)
 
     def _encode_audio_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         pooled = self.audio_encoder(chunks).pooler_output.flatten(1)
@@ -470,6 +489,27 @@ class AVCANetModel(AVCANetPreTrainedModel):
             parameters = itertools.chain(self.audio_encoder.parameters(), self.audio_projection.parameters())
             features = features + zero_loss_touching(parameters).to(features.dtype)
         return features.view(batch, snippets, -1)
+
+    def encode_snippets(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(N, T, 3, H, W) -> F_v (N, C1) of N independent snippets: a snippet's features depend on its frames
+        alone, so a timeline computes each snippet once and shares it between the windows that contain it."""
+        return self.video_projection(self.video_encoder(pixel_values.transpose(1, 2)).pooler_output)
+
+    def fuse_snippets(self, video: torch.Tensor | None, audio: torch.Tensor | None,
+                      audio_mask: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """F_v, F_a (B, s, C1) -> E_v^4, E_a^4 (B, C1): the LGF module (LISF, GLCF) on encoder features, the part
+        of the model that sees a window's snippets together (None for a modality the config does not use)."""
+        if audio is not None and audio_mask is None:
+            audio_mask = torch.ones(audio.shape[0], dtype=torch.bool, device=audio.device)
+        if self.lisf is not None:
+            video, audio = self.lisf(video, audio, audio_mask)
+        if self.glcf is not None:
+            video, audio = self.glcf(video, audio, audio_mask)
+        else:
+            video, audio = (x.mean(1) if x is not None else None for x in (video, audio))
+        if audio is not None:
+            audio = audio * audio_mask[:, None].to(audio.dtype)
+        return video, audio
 
     def forward(
         self,
@@ -496,17 +536,9 @@ class AVCANetModel(AVCANetPreTrainedModel):
             audio = self.encode_audio(input_features, audio_mask)
         if config.uses_video:
             video = self.encode_video(pixel_values)
-        video_snippets, audio_snippets = video, audio
-        if self.lisf is not None:
-            video, audio = self.lisf(video, audio, audio_mask)
-        if self.glcf is not None:
-            video, audio = self.glcf(video, audio, audio_mask)
-        else:
-            video, audio = (x.mean(1) if x is not None else None for x in (video, audio))
-        if audio is not None:
-            audio = audio * audio_mask[:, None].to(audio.dtype)
-        output = AVCANetModelOutput(video_embeds=video, audio_embeds=audio, video_snippet_embeds=video_snippets,
-                                    audio_snippet_embeds=audio_snippets)
+        video_embeds, audio_embeds = self.fuse_snippets(video, audio, audio_mask)
+        output = AVCANetModelOutput(video_embeds=video_embeds, audio_embeds=audio_embeds, video_snippet_embeds=video,
+                                    audio_snippet_embeds=audio)
         return output if return_dict else output.to_tuple()
 
 
@@ -531,6 +563,15 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
                                     "AutoModel": f"{base.__module__.rpartition('.')[2]}.{base.__name__}"}
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    def classify_snippet_features(self, video_features: torch.Tensor | None, audio_features: torch.Tensor | None,
+                                  audio_mask: torch.Tensor | None = None) -> AVCANetVideoClassifierOutput:
+        """Logits of windows given as encoder features F_v, F_a (B, s, C1) (`AVCANetModel.encode_snippets`,
+        `encode_audio`): LGF and the head, what `forward` runs after the encoders. A timeline encodes every
+        snippet once and classifies each window from the features of its s snippets."""
+        fused = self.avcanet.fuse_snippets(video_features, audio_features, audio_mask)
+        logits, visual_logits, audio_logits = self.head(*fused)
+        return AVCANetVideoClassifierOutput(logits=logits, visual_logits=visual_logits, audio_logits=audio_logits)
+
     def forward(
         self,
         pixel_values: torch.FloatTensor | None = None,
@@ -544,7 +585,7 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         labels (`torch.LongTensor` of shape `(B,)`, *optional*): class ids; when given, the loss is computed.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        encoded = self.avcanet(pixel_values, input_features, audio_mask, return_dict=True)
+        encoded = self.avcanet(pixel_values, input_features, audio_mask, return_dict=True)  # -> fuse_snippets
         logits, visual_logits, audio_logits = self.head(encoded.video_embeds, encoded.audio_embeds)
         loss_terms = {}
         if labels is not None:

@@ -284,12 +284,17 @@ class VideoSwinWindowAttention3D(nn.Module):
         """
         n, tokens, channels = windows.shape
         volume = attn_mask.shape[-1]
-        weights = self.qkv.weight.chunk(3)
-        biases = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None,) * 3
-        query, key, value = (
-            F.linear(windows, weight, bias).view(n, volume, -1, channels // self.num_heads).transpose(1, 2)
-            for weight, bias in zip(weights, biases)
-        )
+        head_dim = channels // self.num_heads
+        if isinstance(self.qkv.weight, torch.Tensor):
+            weights = self.qkv.weight.chunk(3)
+            biases = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None,) * 3
+            query, key, value = (
+                F.linear(windows, weight, bias).view(n, volume, -1, head_dim).transpose(1, 2)
+                for weight, bias in zip(weights, biases)
+            )
+        else:  # a module with packed weights (`emotions_hf.quantization.quantize_int8`): one call, then q|k|v copies
+            qkv = self.qkv(windows).view(n, volume, -1, 3, self.num_heads, head_dim)
+            query, key, value = (qkv[:, :, :, i].reshape(n, volume, -1, head_dim).transpose(1, 2) for i in range(3))
         dropout = self.attention_dropout if self.training else 0.0
         attn_mask = attn_mask.to(query.dtype)
         attend = attention_function(self.config)

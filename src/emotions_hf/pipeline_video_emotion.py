@@ -6,12 +6,25 @@ input (`clip_range=(start, end)`). Windows are planned from the frames and sound
 holds (its packet timestamps, not its metadata), counted before anything is decoded and capped by
 `max_timeline_windows`; they are produced lazily and batched like any other chunk, so memory does
 not grow with the length of the video.
+
+Overlapping windows share snippets: a window of W s is s snippets of W/s s, and a window starting
+at a multiple of W/s has the snippets of a grid over the whole video. So a file's timeline decodes
+and encodes (Video Swin) each distinct snippet once, identified by the frames it takes, keeps its
+features F_v only while a later window still needs them, and runs only the audio encoder, LGF and
+the head per window (`AVCANetModel.encode_snippets`, `classify_snippet_features`). Where the stride
+is a multiple of W/s the result is today's per-window computation (the same frames, the same
+audio); otherwise every window but the last is computed as the window starting at the nearest
+multiple of W/s (at most W/(2s) = 0.16 s earlier or later at the defaults; reported with its planned
+bounds), which the grid holds. The audio of a window is not shared: the processor tiles a window's
+MFCC over its s chunks, so the chunks depend on where the window starts. Inputs other than files
+(decoded frames, prepared dataset rows) and the decord backend keep one full model input per window.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import uuid
 
 import numpy as np
 import torch
@@ -20,9 +33,24 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 
-from .decoding import ContentTimes, as_source, content_times
+from .audio_features import read_audio
+from .decoding import (
+    ContentTimes,
+    _coded_size,
+    _decode_pts,
+    _frame_step,
+    _upright,
+    _video_info,
+    as_source,
+    content_times,
+    open_container,
+    packet_timestamps,
+    sample_frame_indices,
+    video_stream,
+)
 from .errors import VideoReadError
 from .processing_avcanet import AVCANetProcessor
+from .quantization import quantize_int8
 from .video_inputs import VideoInputResolver
 
 DEFAULT_TOP_K = 3
@@ -124,6 +152,68 @@ def _name(video) -> str:
         return error.source
 
 
+class _WindowSnippets:
+    """How a timeline window's video features are assembled from shared snippets: `keys` are its s snippets
+    (each the tuple of frame indices it takes), `fresh` the ones first needed here, whose pixels are the first
+    rows of the chunk's `pixel_values`, `release` those no later window of the video needs."""
+
+    __slots__ = ("fresh", "keys", "release", "video")
+
+    def __init__(self, video: str, keys: tuple, fresh: tuple, release: tuple):
+        self.video, self.keys, self.fresh, self.release = video, keys, fresh, release
+
+
+class _SnippetGrid:
+    """A file's frames decoded as `AVCANetVideoProcessor` decodes a clip in evaluation (PyAV, shorter side
+    `image_size`, upright), but by snippet: a timeline samples each window with the processor's sampler and
+    decodes only the snippets no earlier window took. One container stays open for the whole timeline."""
+
+    def __init__(self, video, video_processor):
+        self.source = as_source(video)
+        self.num_snippets, self.frames_per_snippet = video_processor.num_snippets, video_processor.frames_per_snippet
+        self.container = open_container(self.source)
+        try:
+            self.stream = video_stream(self.container, self.source)
+            self.stream.codec_context.thread_count = video_processor.num_threads
+            self.info = _video_info(self.container, self.source)
+            self.container.seek(0)
+            self.size = _coded_size(self.info, video_processor.image_size)
+            self.pts, self.keyframes = packet_timestamps(self.container, self.stream)
+            if not len(self.pts):
+                raise VideoReadError(self.source.name, "the video stream has no frames")
+            base = float(self.stream.time_base)
+            self.times = self.pts * base
+            self.end_time = float(self.pts[-1] + _frame_step(self.pts)) * base
+        except BaseException:
+            self.container.close()
+            raise
+
+    def close(self) -> None:
+        self.container.close()
+
+    def snippets(self, clip_range) -> list[tuple]:
+        """The frame indices of each snippet of the clip `clip_range`, as `read_clip` samples them."""
+        sample = sample_frame_indices(self.times, self.num_snippets, self.frames_per_snippet, end_time=self.end_time,
+                                      training=False, clip_range=clip_range)
+        return [tuple(row) for row in sample.indices.tolist()]
+
+    def frames(self, snippets) -> np.ndarray:
+        """(s·T, H, W, 3) uint8: the frames of `snippets` in order, padded to s snippets with copies of the
+        first frame (the processor samples s·T frames one to one; the padding is never encoded)."""
+        indices = np.asarray(snippets, dtype=np.int64).reshape(-1)
+        if not len(indices):
+            indices = np.zeros(1, np.int64)  # no new snippet: one frame so the processor has an input
+        wanted, inverse = np.unique(indices, return_inverse=True)
+        width, height = self.size
+        frames = _decode_pts(self.container, self.stream, self.source, self.pts[wanted], self.keyframes, width,
+                             height)
+        frames = _upright(frames[inverse.reshape(-1)], self.info.rotation)
+        missing = self.num_snippets * self.frames_per_snippet - len(frames)
+        if missing > 0:
+            frames = np.concatenate([frames, np.broadcast_to(frames[:1], (missing, *frames.shape[1:]))])
+        return frames
+
+
 class VideoEmotionPipeline(ChunkPipeline):
     """Predict the emotions of videos with AV-CANet.
 
@@ -145,6 +235,9 @@ class VideoEmotionPipeline(ChunkPipeline):
       then returns nothing. `"return"` gives `{"error": "<file>: <reason>"}` in that video's place
       and the results of all the others, in order.
 
+    At construction only, `quantize="int8"` runs the model's Linear layers in int8 on the CPU (a quantized copy;
+    `emotions_hf.quantization.quantize_int8`): faster, with slightly different scores (see the README).
+
     Each video gives a dict:
 
     - `predictions`: `[{"label", "score", "polarity"}, ...]`, top-k over the whole video.
@@ -158,13 +251,20 @@ class VideoEmotionPipeline(ChunkPipeline):
     """
 
     _load_processor = None  # AutoProcessor when registered (or named by remote code), else loaded in __init__
+    # False: every timeline window is decoded and run through the whole model (the reference the shared-snippet
+    # timeline is tested and benchmarked against).
+    share_timeline_snippets = True
     _load_image_processor = False
     _load_video_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, quantize: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        if quantize is not None:  # opt-in CPU inference speed-up: int8 Linears, the fusion head kept float
+            if quantize != "int8":
+                raise ValueError(f"quantize={quantize!r}: the only option is 'int8' (CPU dynamic quantization)")
+            self.model = quantize_int8(self.model)
         given = (self.feature_extractor, self.processor)
         processor = next((component for component in given if isinstance(component, AVCANetProcessor)), None)
         if processor is None:
@@ -177,10 +277,12 @@ class VideoEmotionPipeline(ChunkPipeline):
         # processor's text-less `tokenizer` stand-in for a tokenizer: there is none.
         self.processor = self.feature_extractor = processor
         self.tokenizer = None
+        self._snippet_features = {}  # video id -> {snippet key: F_v}, while a timeline still needs them
 
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, (list, tuple)) and not inputs:
             raise ValueError("no videos given: pass a video or a non-empty list of videos")
+        self._snippet_features.clear()  # left over by a call that raised mid-timeline
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, top_k=None, timeline=None, timeline_window=None, timeline_stride=None,
@@ -214,7 +316,8 @@ class VideoEmotionPipeline(ChunkPipeline):
 
     def preprocess(self, video, timeline=False, timeline_window=DEFAULT_WINDOW_SECONDS, timeline_stride=None,
                    max_timeline_windows=DEFAULT_MAX_TIMELINE_WINDOWS, errors="raise"):
-        chunks = self._chunks(video, timeline, timeline_window, timeline_stride, max_timeline_windows)
+        video_id = uuid.uuid4().hex  # names this video's shared snippet features in `_forward`
+        chunks = self._chunks(video, timeline, timeline_window, timeline_stride, max_timeline_windows, video_id)
         if errors == "raise":
             yield from chunks
             return
@@ -224,14 +327,16 @@ class VideoEmotionPipeline(ChunkPipeline):
             # One chunk closes this video with its error (other videos batched with it go on); postprocess
             # turns it into the video's result.
             message = str(error) if isinstance(error, VideoReadError) else f"{_name(video)}: {error}"
-            yield {**self._placeholder_inputs(), "error": message, "window": None, "overall": True, "is_last": True}
+            yield {**self._placeholder_inputs(), "error": message, "window": None, "overall": True, "is_last": True,
+                   "snippets": None, "video_id": video_id}
 
-    def _chunks(self, video, timeline, timeline_window, timeline_stride, max_timeline_windows):
+    def _chunks(self, video, timeline, timeline_window, timeline_stride, max_timeline_windows, video_id):
         with VideoInputResolver() as resolver:  # a URL is downloaded once for all the windows, removed after
-            yield from self._resolved_chunks(resolver.resolve(_rewindable(video)), timeline, timeline_window,
-                                             timeline_stride, max_timeline_windows)
+            for chunk in self._resolved_chunks(resolver.resolve(_rewindable(video)), timeline, timeline_window,
+                                               timeline_stride, max_timeline_windows, video_id):
+                yield {"snippets": None, **chunk, "video_id": video_id}
 
-    def _resolved_chunks(self, video, timeline, timeline_window, timeline_stride, max_timeline_windows):
+    def _resolved_chunks(self, video, timeline, timeline_window, timeline_stride, max_timeline_windows, video_id):
         windows = []
         if timeline:
             source = video
@@ -245,9 +350,63 @@ class VideoEmotionPipeline(ChunkPipeline):
         yield {**whole, "error": None, "window": whole_window, "overall": True, "is_last": len(windows) <= 1}
         if len(windows) <= 1:
             return
+        if self._shares_snippets(video):
+            stride = timeline_window / 2 if timeline_stride is None else timeline_stride
+            yield from self._shared_window_chunks(video, windows, stride, video_id)
+            return
         for index, window in enumerate(windows):
             inputs = self.processor(video, clip_range=window, return_tensors="pt")
             yield {**inputs, "error": None, "window": window, "overall": False, "is_last": index == len(windows) - 1}
+
+    def _shares_snippets(self, video) -> bool:
+        """Whether a timeline can share snippets: a file (path or bytes) read by PyAV, for a model that sees the
+        picture (an audio-only model has nothing to share)."""
+        is_file = isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or (
+            isinstance(video, dict) and "path" in video and not {"video", "frames"} & set(video))
+        return (self.share_timeline_snippets and is_file and self.model.config.uses_video
+                and self.processor.uses_video and self.processor.video_processor.backend in ("auto", "pyav"))
+
+    def _shared_window_chunks(self, video, windows, stride, video_id):
+        """One chunk per window whose pixels are only its snippets no earlier window took (see the module doc).
+
+        `live` mirrors the features `_forward` will hold once this chunk has run: a window's snippets are encoded
+        once, kept while the next window still takes them, then released; memory follows the window, not the
+        video. Off the grid (a stride that is not a multiple of W/s), every window but the last is computed as
+        the grid window starting nearest to it."""
+        grid = _SnippetGrid(video, self.processor.video_processor)
+        try:
+            length = windows[0][1] - windows[0][0]
+            step = length / grid.num_snippets
+            on_grid = abs(stride / step - round(stride / step)) < 1e-6
+            last_end = windows[-1][1]
+
+            def computed(index):
+                start, end = windows[index]
+                if on_grid or index == len(windows) - 1:
+                    return start, end
+                snapped = round(start / step) * step
+                return (snapped, snapped + length) if snapped + length <= last_end else (start, end)
+
+            uses_audio = self.processor.uses_audio and grid.info.has_audio
+            rate = self.processor.feature_extractor.sample_rate
+            live, upcoming = set(), grid.snippets(computed(0))
+            for index, window in enumerate(windows):
+                clip_range, keys = computed(index), upcoming
+                upcoming = grid.snippets(computed(index + 1)) if index + 1 < len(windows) else []
+                fresh = tuple(dict.fromkeys(key for key in keys if key not in live))
+                live.update(fresh)
+                release = tuple(live.difference(upcoming))
+                live.difference_update(release)
+                audio = read_audio(grid.source, rate, start=float(clip_range[0]), end=float(clip_range[1])) \
+                    if uses_audio else None
+                # the processor makes the pixels of the new snippets and the window's MFCC chunks, as for a file
+                inputs = self.processor({"frames": grid.frames(fresh), "audio": audio, "sample_rate": rate},
+                                        return_tensors="pt")
+                yield {**inputs, "error": None, "window": window, "overall": False,
+                       "is_last": index == len(windows) - 1,
+                       "snippets": _WindowSnippets(video_id, tuple(keys), fresh, release)}
+        finally:
+            grid.close()
 
     def _placeholder_inputs(self) -> dict:
         """Model inputs with the keys and shapes of a real video's (a blank frame, no sound), so that a
@@ -258,8 +417,11 @@ class VideoEmotionPipeline(ChunkPipeline):
         errors = model_inputs["error"]
         # first: the pipeline's iterator counts a batch's items from the first output (a list here)
         passed = {key: model_inputs[key] for key in ("error", "window", "overall", "is_last")}
+        finished = self._finished_videos(model_inputs)
         if errors is not None and (isinstance(errors, str) or all(error is not None for error in errors)):
             # only failed videos: nothing to run (a mixed batch runs their blank inputs, ignored afterwards)
+            for video_id in finished:
+                self._snippet_features.pop(video_id, None)
             return {**passed, "logits": None, "visual_logits": None, "audio_logits": None, "audio_mask": None}
         config = self.model.config
         dtype = self.model.dtype
@@ -269,7 +431,14 @@ class VideoEmotionPipeline(ChunkPipeline):
         if config.uses_audio:
             inputs["input_features"] = model_inputs["input_features"].to(dtype)
             inputs["audio_mask"] = model_inputs["audio_mask"]
-        outputs = self.model(**inputs)
+        plans = model_inputs["snippets"]
+        plans = plans if isinstance(plans, list) else [plans]
+        if all(plan is None for plan in plans):
+            outputs = self.model(**inputs)
+        else:
+            outputs = self._forward_mixed(inputs, plans)
+        for video_id in finished:  # its last window has run (or it failed): none of its snippets is needed again
+            self._snippet_features.pop(video_id, None)
 
         def as_float(tensor):
             return None if tensor is None else tensor.float()
@@ -281,6 +450,51 @@ class VideoEmotionPipeline(ChunkPipeline):
             "audio_logits": as_float(outputs.audio_logits),
             "audio_mask": model_inputs.get("audio_mask"),
         }
+
+    @staticmethod
+    def _finished_videos(model_inputs) -> list[str]:
+        """The videos whose last chunk is in this batch (their last window, or the error chunk of a video that
+        failed mid-timeline): their shared snippet features are dropped once the batch has run."""
+        ids, last = model_inputs["video_id"], model_inputs["is_last"]
+        ids, last = (ids, last) if isinstance(ids, list) else ([ids], [last])
+        return [video_id for video_id, is_last in zip(ids, last) if is_last]
+
+    def _forward_mixed(self, inputs: dict, plans: list):
+        """A batch holding shared-snippet windows (`plans[i]` not None) and possibly other inputs (a whole video, a
+        failed video's placeholder), which run the whole model. The new snippets of all windows are encoded in one
+        backbone call, in chunk order, before any window gathers its s snippets."""
+        model, rows = self.model, range(len(plans))
+        shared = [row for row in rows if plans[row] is not None]
+        full = [row for row in rows if plans[row] is None]
+        fresh = [inputs["pixel_values"][row, : len(plans[row].fresh)] for row in shared]
+        if sum(len(pixels) for pixels in fresh):
+            encoded = iter(model.avcanet.encode_snippets(torch.cat(fresh)))
+            for row in shared:
+                store = self._snippet_features.setdefault(plans[row].video, {})
+                store.update(zip(plans[row].fresh, encoded))
+        video = torch.stack([torch.stack([self._snippet_features[plans[row].video][key] for key in plans[row].keys])
+                             for row in shared])
+        audio = audio_mask = None
+        if model.config.uses_audio:
+            audio_mask = inputs["audio_mask"][shared].to(device=video.device, dtype=torch.bool)
+            audio = model.avcanet.encode_audio(inputs["input_features"][shared], audio_mask)
+        windows = model.classify_snippet_features(video, audio, audio_mask)
+        for row in shared:
+            store = self._snippet_features.get(plans[row].video, {})
+            for key in plans[row].release:
+                store.pop(key, None)
+        if not full:
+            return windows
+        others = self.model(**{name: value[full] for name, value in inputs.items()})
+        merged = {}
+        for name in ("logits", "visual_logits", "audio_logits"):
+            parts = (getattr(windows, name), getattr(others, name))
+            if parts[0] is None:
+                merged[name] = None
+                continue
+            merged[name] = parts[0].new_empty((len(plans), *parts[0].shape[1:]))
+            merged[name][shared], merged[name][full] = parts
+        return type(windows)(**merged)
 
     def postprocess(self, model_outputs, top_k=DEFAULT_TOP_K):
         failed = next((output["error"] for output in model_outputs if output["error"] is not None), None)

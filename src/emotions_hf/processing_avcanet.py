@@ -8,12 +8,13 @@ both read the same media. It keeps no decoder or file handle between calls, so i
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import torch
 from transformers import BatchFeature, ProcessorMixin
-from transformers.utils import PROCESSOR_NAME, logging
+from transformers.utils import PROCESSOR_NAME, cached_file, logging
 
 from .configuration_avcanet import MODALITIES, ModalityStreams
 from .decoding import VideoInfo, probe
@@ -29,9 +30,10 @@ _WARNED: set[str] = set()  # kinds of stale file already reported by this proces
 # The settings each sub-processor takes, for the flat form `AVCANetProcessor(image_size=..., num_mfcc=...)` (and the
 # flat preprocessor_config.json of version 0.1). `num_snippets` goes to both.
 _VIDEO_SETTINGS = ("num_snippets", "frames_per_snippet", "image_size", "image_mean", "image_std", "backend",
-                   "num_threads", "crop_scales", "augmentation_probability", "max_rotation", "brightness")
+                   "num_threads", "crop_scales", "augmentation_probability", "max_rotation", "brightness",
+                   "output_dtype")
 _AUDIO_SETTINGS = ("num_snippets", "sample_rate", "num_mfcc", "n_fft", "hop_length", "n_mels", "top_db",
-                   "mfcc_frames")
+                   "mfcc_frames", "mfcc_normalization", "mfcc_mean", "mfcc_std")
 
 
 class _NoSpecialTokens:
@@ -163,6 +165,32 @@ class AVCANetProcessor(ModalityStreams, ProcessorMixin):
     def training_short_side(self) -> int:
         return self.video_processor.training_short_side()
 
+    @property
+    def needs_mfcc_statistics(self) -> bool:
+        """True when the feature extractor standardises MFCCs with dataset statistics not yet fitted."""
+        return self.uses_audio and self.feature_extractor.needs_mfcc_statistics
+
+    def fit_mfcc_statistics(self, items, max_items: int = 256, seed: int = 0) -> AVCANetProcessor:
+        """Fit the feature extractor's `mfcc_mean` / `mfcc_std` on up to `max_items` videos (a seeded sample;
+        processor inputs, e.g. `processor_item(row)`), over the frames the model would see; videos without sound
+        or unreadable ones are passed over. Returns the processor."""
+        items = list(items)
+        if len(items) > max_items:
+            items = [items[i] for i in np.random.default_rng(seed).choice(len(items), max_items, replace=False)]
+
+        def raw_features():
+            with VideoInputResolver() as resolver:
+                for item in items:
+                    try:
+                        video, proxy, cache = _split_item(resolver.resolve(item))
+                        decoded = video if isinstance(video, dict) and "frames" in video else None
+                        yield self._mfcc(video, proxy, cache, decoded, None, None)
+                    except VideoReadError:
+                        continue
+
+        self.feature_extractor.fit_mfcc_statistics(raw_features())
+        return self
+
     def probe(self, item) -> VideoInfo:
         """Cheap metadata (duration, num_frames, fps, width, height, rotation, has_audio, ...)."""
         with VideoInputResolver() as resolver:
@@ -243,8 +271,6 @@ class AVCANetProcessor(ModalityStreams, ProcessorMixin):
 def _legacy_settings(path, **kwargs) -> dict | None:
     """The flat settings of a processor saved by version 0.1 (a `preprocessor_config.json` naming
     `AVCANetProcessor`, no `processor_config.json`), or None for anything else."""
-    from transformers.utils import cached_file
-
     hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision",
                                   "subfolder") if k in kwargs}
     if cached_file(path, PROCESSOR_NAME, _raise_exceptions_for_missing_entries=False, **hub) is not None:
@@ -252,8 +278,6 @@ def _legacy_settings(path, **kwargs) -> dict | None:
     legacy = cached_file(path, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False, **hub)
     if legacy is None:
         return None
-    import json
-
     with open(legacy, encoding="utf-8") as handle:
         settings = json.load(handle)
     if settings.get("feature_extractor_type") != "AVCANetProcessor":

@@ -23,6 +23,7 @@ one instead of silently training on features or frames made for other settings:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from contextlib import contextmanager
@@ -47,10 +48,13 @@ class StaleCacheError(Exception):
     """A proxy or MFCC cache made with other settings, or in an older format; the message says how."""
 
 
+PROXY_SHORT_SIDE = 128  # the default proxy size: holds the paper's 112 px frames and small training crops
+
+
 def write_proxy(
     source,
     out_path: str | Path,
-    short_side: int = 128,
+    short_side: int = PROXY_SHORT_SIDE,
     keyframe_interval: int = 8,
     crf: int = 23,
     preset: str = "veryfast",
@@ -182,9 +186,12 @@ class _AudioEncoder:
 
 def check_proxy(path, short_side: int) -> None:
     """Raise `StaleCacheError` unless the proxy at `path` is in the current format and holds `short_side`
-    pixels (the processor's `image_size`): written at least that large, or at the original's full size."""
-    with open_container(as_source(path)) as container:  # matroska upper-cases tag names
-        text = next((value for key, value in container.metadata.items() if key.lower() == PROXY_TAG), None)
+    pixels (the processor's `image_size`): written at least that large, or at the original's full size.
+
+    The tag of a local file is read once per (path, size, modification time) and process: a DataLoader
+    worker sees each proxy again every epoch, and opening the container costs ~5% of reading the clip;
+    a rewritten proxy has another modification time, so it is read again."""
+    text = _proxy_tag_text(path)
     try:
         tag = json.loads(text) if text is not None else None
     except json.JSONDecodeError:
@@ -199,6 +206,27 @@ def check_proxy(path, short_side: int) -> None:
         raise StaleCacheError(f"its {PROXY_TAG} tag lacks short_side / source_short_side")
     if written < min(short_side, full):
         raise StaleCacheError(f"short_side={written} is below the processor's image_size={short_side}")
+
+
+def _proxy_tag_text(path) -> str | None:
+    source = as_source(path)
+    if source.path is None:
+        return _read_proxy_tag(source)
+    try:
+        stat = os.stat(source.path)
+    except OSError:
+        return _read_proxy_tag(source)  # gone since `as_source` looked: the error names the file
+    return _cached_proxy_tag(source.path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16384)
+def _cached_proxy_tag(path: str, size: int, mtime_ns: int) -> str | None:  # size and mtime: the cache key
+    return _read_proxy_tag(as_source(path))
+
+
+def _read_proxy_tag(source) -> str | None:
+    with open_container(source) as container:  # matroska upper-cases tag names
+        return next((value for key, value in container.metadata.items() if key.lower() == PROXY_TAG), None)
 
 
 def write_mfcc_cache(source, out_path: str | Path, processor) -> Path:

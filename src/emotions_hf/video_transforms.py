@@ -1,6 +1,7 @@
 """Frame transforms in plain torch (no torchvision): resize, crops, normalisation, and the authors'
-training augmentations (a random corner/centre crop at one of several scales, then with probability `p`
-one of horizontal flip, rotation by up to ±20°, or brightness jitter).
+training augmentations (a random corner/centre crop at one of the given scales, the authors' being the full
+shorter side only, then with probability `p` one of horizontal flip, rotation by up to ±20°, or brightness
+jitter by a factor drawn from a range, the authors' U(0.5, 1.0)).
 
 Every random choice is drawn once per video from a `numpy.random.Generator`, so all frames of a clip
 get the same transform and a seed reproduces it exactly.
@@ -66,23 +67,32 @@ def eval_transform(frames: torch.Tensor, size: int) -> torch.Tensor:
 def corner_crop(frames: torch.Tensor, size: int, scale: float, position: str) -> torch.Tensor:
     """Square of side `scale` x the shorter side at a corner or the centre, resized to `size` (as float;
     uint8 frames are converted after cropping, so only the kept pixels are)."""
-    height, width = frames.shape[-2:]
+    return resize(to_float(crop(frames, *crop_box(*frames.shape[-2:], scale, position))), size, size)
+
+
+def crop_box(height: int, width: int, scale: float, position: str) -> tuple[int, int, int, int]:
+    """(top, left, side, side) of the square of side `scale` x the shorter side at a corner or the centre."""
     side = max(1, round(min(height, width) * scale))
     tops = {"c": (height - side) // 2, "tl": 0, "tr": 0, "bl": height - side, "br": height - side}
     lefts = {"c": (width - side) // 2, "tl": 0, "tr": width - side, "bl": 0, "br": width - side}
-    return resize(to_float(crop(frames, tops[position], lefts[position], side, side)), size, size)
+    return tops[position], lefts[position], side, side
 
 
 def rotate(frames: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotate about the centre (counter-clockwise), filling the uncovered corners with black."""
+    """Rotate about the centre (counter-clockwise), filling the uncovered corners with black.
+
+    Every frame and channel moves alike, so the (N, C, H, W) frames are sampled as one (1, N*C, H, W) image
+    with one grid: the grid and the sampling weights are computed once, not N times (same values)."""
     angle = math.radians(degrees)
     cos, sin = math.cos(angle), math.sin(angle)
     height, width = frames.shape[-2:]
     aspect = width / height
     # affine_grid works in normalised coordinates; correct for non-square frames.
-    theta = torch.tensor([[cos, -sin / aspect, 0.0], [sin * aspect, cos, 0.0]], dtype=frames.dtype)
-    grid = F.affine_grid(theta.expand(frames.shape[0], 2, 3), list(frames.shape), align_corners=False)
-    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    theta = torch.tensor([[[cos, -sin / aspect, 0.0], [sin * aspect, cos, 0.0]]], dtype=frames.dtype)
+    grid = F.affine_grid(theta, [1, 1, height, width], align_corners=False)
+    stacked = frames.reshape(1, -1, height, width)
+    rotated = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return rotated.reshape(frames.shape)
 
 
 def normalize(frames: torch.Tensor, mean, std) -> torch.Tensor:
@@ -100,6 +110,68 @@ def normalize(frames: torch.Tensor, mean, std) -> torch.Tensor:
     mean = torch.tensor(mean, dtype=frames.dtype).view(-1, 1, 1) * scale
     std = torch.tensor(std, dtype=frames.dtype).view(-1, 1, 1) * scale
     return frames.sub_(mean).div_(std)
+
+
+# --------------------------------------------------------------------------------------------------
+# uint8 frames: the host keeps 8 bits per value to the end (a quarter of the bytes of float32) and the
+# device normalises (`PixelNormalizer`).
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Frames in [0, 1] (float) -> uint8, rounded; uint8 frames are returned as they are."""
+    if frames.dtype == torch.uint8:
+        return frames
+    return frames.float().mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+
+
+def resize_uint8(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear (antialiased when shrinking) resize of uint8 (N, 3, H, W), staying uint8: torch's
+    fixed-point uint8 kernel on channels-last memory, ~6x faster than `resize` of the float frames and
+    within one level of it, rounded. The result is channels-last memory; `.contiguous()` makes it NCHW."""
+    if frames.shape[-2:] == (height, width):
+        return frames
+    frames = frames.contiguous(memory_format=torch.channels_last)
+    return F.interpolate(frames, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+
+
+def eval_transform_uint8(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """`eval_transform` without leaving uint8: the centred square, resized to `size` (float frames are
+    taken as in [0, 1] and rounded first)."""
+    frames = center_crop(to_uint8(frames), min(frames.shape[-2:]))
+    return resize_uint8(frames, size, size)
+
+
+class PixelNormalizer(torch.nn.Module):
+    """`normalize` where the frames are used (the accelerator): uint8 `pixel_values` (..., 3, H, W) from a
+    video processor with `output_dtype="uint8"` -> float32 (x - 255 mean) / (255 std), the very operations
+    `normalize` runs on the host, so the result is bit-identical; float `pixel_values` (already
+    normalised) pass through unchanged."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        # the same float32 products `normalize` computes for uint8 frames
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1) * 255.0, persistent=False)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if pixel_values.dtype != torch.uint8:
+            return pixel_values
+        mean, std = self.mean.to(pixel_values.device), self.std.to(pixel_values.device)
+        return pixel_values.float().sub_(mean).div_(std)
+
+
+def brightness_range(brightness) -> tuple[float, float]:
+    """The (low, high) range of the brightness factor: a pair as given, or a number b as (1 - b, 1 + b).
+
+    The authors draw U(0.5, 1.0) (`BrightnessJitter`: `random.uniform(self.brightness, 1.0)` with brightness 0.5);
+    a single number is the symmetric jitter that processors saved earlier hold."""
+    if isinstance(brightness, (int, float)):
+        low, high = 1.0 - float(brightness), 1.0 + float(brightness)
+    else:
+        low, high = (float(value) for value in brightness)
+    if not 0.0 <= low <= high:
+        raise ValueError(f"brightness={brightness!r} must give a factor range 0 <= low <= high")
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -121,7 +193,7 @@ class Augmentation:
         kind = AUGMENTATIONS[rng.integers(len(AUGMENTATIONS))]
         amount = {"flip": 0.0,
                   "rotate": float(rng.uniform(-max_rotation, max_rotation)),
-                  "brightness": float(rng.uniform(1.0 - brightness, 1.0 + brightness))}[kind]
+                  "brightness": float(rng.uniform(*brightness_range(brightness)))}[kind]
         return cls(scale, position, kind, amount)
 
     def __call__(self, frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -134,6 +206,23 @@ class Augmentation:
             return (frames * self.amount).clamp_(0.0, 1.0)
         return frames
 
+    def uint8(self, frames: torch.Tensor, size: int) -> torch.Tensor:
+        """This transform on uint8 (N, 3, H, W) frames, staying uint8 (no normalisation): the same crop,
+        resized with `resize_uint8`, then the same flip / rotation / brightness, rounded. Within about one
+        level (1/255) of `__call__` of the same frames, rounded; far cheaper (no float frames unless the
+        clip is rotated or brightened)."""
+        frames = to_uint8(frames)
+        height, width = frames.shape[-2:]
+        frames = resize_uint8(crop(frames, *crop_box(height, width, self.scale, self.position)), size, size)
+        frames = frames.contiguous()  # NCHW: float passes over a strided view are several times slower
+        if self.kind == "flip":
+            return frames.flip(-1)
+        if self.kind == "rotate":  # grid_sample is linear: rotating the 0-255 values is rotating [0, 1] x 255
+            return rotate(frames.float(), self.amount).round_().clamp_(0.0, 255.0).to(torch.uint8)
+        if self.kind == "brightness":
+            return frames.float().mul_(self.amount).round_().clamp_(0.0, 255.0).to(torch.uint8)
+        return frames
+
 
 __all__ = [
     "AUGMENTATIONS",
@@ -141,12 +230,18 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Augmentation",
+    "PixelNormalizer",
+    "brightness_range",
     "center_crop",
     "channels_first",
     "corner_crop",
+    "crop_box",
     "eval_transform",
+    "eval_transform_uint8",
     "normalize",
     "resize",
+    "resize_uint8",
     "rotate",
     "to_float",
+    "to_uint8",
 ]

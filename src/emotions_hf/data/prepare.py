@@ -452,6 +452,13 @@ def _prepare(source, out_dir: Path, options: PrepareOptions) -> PrepareResult:
         from ..processing_avcanet import AVCANetProcessor
 
         processor = AVCANetProcessor()
+    if options.proxy and "short_side" not in (options.proxy_options or {}):
+        # The size training decodes at (the paper's full-short-side crop of 112 px needs no resize at all), but never
+        # above the default: multi-scale crops would ask for 224 px at 3x the decoding cost, and upscale instead.
+        from ..proxy import PROXY_SHORT_SIDE
+
+        short_side = min(PROXY_SHORT_SIDE, processor.training_short_side())
+        options = dataclasses.replace(options, proxy_options={**(options.proxy_options or {}), "short_side": short_side})
 
     state_dir = out_dir / STATE_DIR
     preparation_id = _check_state(state_dir, {"source": src.identity(), "label_set": label_set.name})

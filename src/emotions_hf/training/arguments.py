@@ -9,6 +9,7 @@ import torch
 from transformers import TrainingArguments
 from transformers.utils import logging
 
+from .schedule import PAPER_SCHEDULE, PaperSchedule
 from .unreadable import UNREADABLE_CHECK_AFTER
 
 logger = logging.get_logger(__name__)
@@ -78,9 +79,16 @@ class AVCANetTrainingArguments(TrainingArguments):
     """`TrainingArguments` whose defaults are the authors' recipe plus what video training needs.
 
     AdamW (lr 1.5e-4, betas (0.9, 0.999), weight decay 0.02), batch 8 with an optimiser step every 4 batches
-    (the "deferred update", effective batch 32), 30 epochs, seed 1, linear warm-up over the first 10 % of the
-    steps then cosine decay to 0 (a working version of the authors' schedule, whose bug pins the lr at its
-    minimum). The paper has no validation split: evaluation runs on the test split each epoch.
+    (the "deferred update", effective batch 32), 30 epochs, seed 1, no gradient clipping (`max_grad_norm=0`: the
+    authors' `train_epoch` calls `loss.backward()` then `optimizer.step()`, nothing between), and
+    `lr_scheduler_type="paper"`: the schedule the authors' `get_lr_scheduler` defines (quadratic warm-up over 1.5
+    epochs, cosine to 0.01·lr, flat for the last 1.5 epochs; `training/schedule.py`). Their loop passes it the
+    number of epochs instead of the current epoch, which pins their lr at 0.01·lr = 1.5e-6 throughout; that run is
+    `--lr_scheduler_type constant --learning_rate 1.5e-6`. Our earlier schedule is `--lr_scheduler_type cosine
+    --warmup_steps 0.1` (linear warm-up over 10 % of the steps, cosine to 0); every transformers scheduler works.
+    The paper has no validation split: evaluation runs on the test split each epoch, and the best epoch by test
+    accuracy is tracked (`metric_for_best_model="accuracy"`, as the authors keep `best_model_of_epoch_*`; its
+    checkpoint is never rotated away); the card and `examples/train.py` report it beside the last epoch.
     """
 
     learning_rate: float = field(
@@ -98,10 +106,30 @@ class AVCANetTrainingArguments(TrainingArguments):
     )
     num_train_epochs: float = field(default=30.0, metadata={"help": "Epochs (paper: 30)."})
     lr_scheduler_type: str = field(
-        default="cosine", metadata={"help": "Scheduler after the warm-up (paper: cosine)."}
+        default=PAPER_SCHEDULE,
+        metadata={
+            "help": "'paper' (the authors' intended schedule: quadratic warm-up over 1.5 epochs, cosine to "
+            "0.01·lr, flat for the last 1.5 epochs; shape overrides in --lr_scheduler_kwargs: warmup_epochs, "
+            "flat_epochs, warmup_start_ratio, min_lr_ratio, stepwise) or any transformers scheduler (ours: "
+            "cosine with --warmup_steps 0.1)."
+        },
     )
     warmup_steps: float = field(
-        default=0.1, metadata={"help": "Linear warm-up: steps (>= 1) or a fraction of all steps (< 1)."}
+        default=0.1,
+        metadata={
+            "help": "Linear warm-up of the transformers schedulers: steps (>= 1) or a fraction of all steps (< 1); "
+            "not used by 'paper', whose warm-up is in epochs."
+        },
+    )
+    max_grad_norm: float = field(
+        default=0.0, metadata={"help": "Gradient clipping norm; 0 = none (the authors clip nothing)."}
+    )
+    metric_for_best_model: str | None = field(
+        default="accuracy",
+        metadata={
+            "help": "Evaluation metric naming the best epoch (the authors keep the epoch with the best test "
+            "accuracy); its checkpoint is kept. Reported beside the last epoch, never instead of it."
+        },
     )
     seed: int = field(
         default=1, metadata={"help": "Seed of the run (paper: 1); also seeds the augmentations."}
@@ -171,4 +199,38 @@ class AVCANetTrainingArguments(TrainingArguments):
         if self.dataloader_pin_memory and not torch.cuda.is_available():
             # Nothing to pin for on a CPU-only machine (and the DataLoader would warn every epoch).
             self.dataloader_pin_memory = False
-        super().__post_init__()
+        paper_schedule = _name(self.lr_scheduler_type) == PAPER_SCHEDULE
+        if paper_schedule:
+            # transformers' own check only knows its SchedulerType names: it sees a stand-in, and the Trainer's
+            # `create_scheduler` (AVCANetTrainer) builds the paper schedule.
+            self.lr_scheduler_type = "constant"
+        super().__post_init__()  # (also parses an --lr_scheduler_kwargs JSON string)
+        if paper_schedule:
+            self.lr_scheduler_type = PAPER_SCHEDULE
+            self.paper_schedule()  # the shape overrides are checked now, not after the first epoch
+
+    @property
+    def uses_paper_schedule(self) -> bool:
+        return _name(self.lr_scheduler_type) == PAPER_SCHEDULE
+
+    def paper_schedule(self, num_epochs: float | None = None) -> PaperSchedule:
+        """The shape of `lr_scheduler_type="paper"` over `num_epochs` (default `num_train_epochs`), with the
+        `lr_scheduler_kwargs` overrides (all but `stepwise`)."""
+        shape = {k: v for k, v in (self.lr_scheduler_kwargs or {}).items() if k != "stepwise"}
+        try:
+            return PaperSchedule(num_epochs=num_epochs or self.num_train_epochs, **shape)
+        except TypeError as error:
+            raise ValueError(f"lr_scheduler_kwargs for lr_scheduler_type='paper': {error}") from None
+
+    def schedule_description(self) -> str:
+        """One line saying which schedule this recipe trains with (for the card and the training summary)."""
+        if self.uses_paper_schedule:
+            stepwise = bool((self.lr_scheduler_kwargs or {}).get("stepwise"))
+            return self.paper_schedule().describe() + (", held per epoch" if stepwise else ", per step")
+        warmup = f"{self.warmup_steps:g} warm-up {'steps' if self.warmup_steps >= 1 else 'of the steps'}"
+        return f"{_name(self.lr_scheduler_type)} with {warmup}"
+
+
+def _name(option) -> str:
+    """An enum option of TrainingArguments as the string a user passes."""
+    return getattr(option, "value", option)

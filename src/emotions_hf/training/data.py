@@ -88,6 +88,17 @@ class AVCANetDataCollator:
         return batch
 
 
+def normalize_on_device(batch: dict, normalizer) -> dict:
+    """The batch with uint8 `pixel_values` (a video processor with `output_dtype="uint8"`: a quarter of the bytes
+    through the DataLoader and to the device) normalised where it now is, by `normalizer` (the video processor's
+    `device_normalizer()`, moved to the device); float `pixel_values` are left as they are. Call it after moving
+    the batch to the device, before the forward pass."""
+    pixels = batch.get("pixel_values")
+    if isinstance(pixels, torch.Tensor) and pixels.dtype == torch.uint8:
+        batch = {**batch, "pixel_values": normalizer(pixels)}
+    return batch
+
+
 def labels_from_dataset(dataset) -> dict:
     """`id2label`, `label2id` and `label2polarity` for an `AVCANetConfig`, read off a prepared dataset
     split (its `label` and `polarity` ClassLabel columns): any label set with its own polarity map trains."""

@@ -2,7 +2,8 @@
 
 It logs the fused / visual / audio losses, weighs every video the same across gradient accumulation and
 processes, writes the paper's metrics (JSON + confusion matrix PNG) at each evaluation, resumes from the last
-*complete* checkpoint, and keeps a model card and the remote code in the Hub folder.
+*complete* checkpoint, and keeps a model card and the remote code in the Hub folder. It builds the authors'
+intended lr schedule for `lr_scheduler_type="paper"`, and reports the last and the best epoch (`training_summary`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from ..modeling_avcanet import AVCANetVideoClassifierOutput, zero_loss_touching
 from ..pipeline_video_emotion import save_pipeline_code
 from .arguments import AVCANetTrainingArguments
 from .checkpoints import checkpoint_is_complete, ensure_writable, last_complete_checkpoint
-from .data import SKIPPED_KEY, AVCANetDataCollator, VideoClipDataset
+from .data import SKIPPED_KEY, AVCANetDataCollator, VideoClipDataset, normalize_on_device
+from .schedule import PAPER_SCHEDULE, get_paper_schedule
 from .unreadable import UnreadableTally
 
 logger = logging.get_logger(__name__)
@@ -66,6 +68,17 @@ def _as_os_error(error: Exception, folder) -> Exception:
         return error
     code = int(found.group(1))
     return OSError(code, f"cannot write the weights into {folder} ({os.strerror(code)})")
+
+
+def _metrics_from_log(entry: dict, prefix: str, label_names: list[str]) -> dict:
+    """The Table 4 metrics of one logged evaluation (`scalar_metrics` with `prefix_`), in the layout of
+    `compute_emotion_metrics` (classes without a test video: None)."""
+    return {
+        "accuracy": entry[f"{prefix}_accuracy"],
+        "wa_f1": entry.get(f"{prefix}_wa_f1"),
+        "uar": entry.get(f"{prefix}_uar"),
+        "per_class_accuracy": {name: entry.get(f"{prefix}_accuracy_{name}") for name in label_names},
+    }
 
 
 def per_sample_loss(outputs, labels, num_items_in_batch=None):
@@ -155,6 +168,15 @@ class AVCANetTrainer(Trainer):
         self._train_tally = UnreadableTally("training")
         self._eval_tally = UnreadableTally("evaluation")
         self.add_callback(_UnreadableCheckCallback(self))
+        video_processor = getattr(processing_class, "video_processor", None)
+        # A processor with output_dtype="uint8" sends a quarter of the bytes through the DataLoader; the frames are
+        # normalised here, on the device, by the very operations the host would have run.
+        self._pixel_normalizer = (video_processor.device_normalizer().to(self.args.device)
+                                  if getattr(video_processor, "output_dtype", "float32") == "uint8" else None)
+
+    def _prepare_inputs(self, inputs):
+        inputs = super()._prepare_inputs(inputs)
+        return inputs if self._pixel_normalizer is None else normalize_on_device(inputs, self._pixel_normalizer)
 
     @staticmethod
     def _as_eval_dataset(dataset):
@@ -307,6 +329,68 @@ class AVCANetTrainer(Trainer):
                 self.create_model_card()
         return scalar_metrics(metrics)
 
+    # ---- learning-rate schedule ----
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """`Trainer.create_scheduler` (its documented extension point), plus `lr_scheduler_type="paper"`: the
+        authors' intended schedule (`training/schedule.py`) over the run's epochs, as a `LambdaLR`."""
+        if self.lr_scheduler is not None or getattr(self.args.lr_scheduler_type, "value",
+                                                    self.args.lr_scheduler_type) != PAPER_SCHEDULE:
+            return super().create_scheduler(num_training_steps, optimizer)
+        steps_per_epoch = self._optimizer_steps_per_epoch(num_training_steps)
+        num_epochs = num_training_steps / steps_per_epoch
+        kwargs = dict(self.args.lr_scheduler_kwargs or {})
+        stepwise = bool(kwargs.pop("stepwise", False))
+        self.lr_scheduler = get_paper_schedule(
+            optimizer if optimizer is not None else self.optimizer, steps_per_epoch, num_epochs, stepwise, **kwargs
+        )
+        return self.lr_scheduler
+
+    def _optimizer_steps_per_epoch(self, num_training_steps: int) -> float:
+        """Optimiser steps in one epoch: from `num_train_epochs` for an epoch-based run, else from the training
+        set's size (the Trainer's own arithmetic: batches per process, then per accumulation)."""
+        args = self.args
+        if args.max_steps <= 0:
+            return num_training_steps / args.num_train_epochs
+        try:
+            examples = len(self.train_dataset)
+        except TypeError:  # an iterable dataset: its epochs are unknown, so the run is taken as one epoch
+            return float(num_training_steps)
+        batches = math.ceil(examples / (args.per_device_train_batch_size * max(args.world_size, 1)))
+        return float(max(math.ceil(batches / args.gradient_accumulation_steps), 1))
+
+    # ---- reporting: last and best epoch ----
+
+    def training_summary(self) -> dict:
+        """The run's last and best evaluation, labelled, with the lr schedule that produced them.
+
+        `last`: the latest evaluation (after `examples/train.py`'s final evaluation, the saved weights, i.e. the
+        last epoch). `best`: the per-epoch evaluation with the highest `metric_for_best_model` (first on ties),
+        read from the Trainer's evaluation history (`state.log_history`, kept across resumes), with its epoch,
+        step and checkpoint. The authors report this one (they keep `best_model_of_epoch_*` by test accuracy);
+        chosen on the test split, it is an optimistic number, so both are reported.
+        """
+        metric = self.args.metric_for_best_model or "accuracy"
+        key = metric if metric.startswith("eval_") else f"eval_{metric}"
+        history = [entry for entry in self.state.log_history if key in entry]
+        best = None
+        if history:
+            greater = self.args.greater_is_better is not False
+            chosen = history[0]
+            for entry in history[1:]:
+                if (entry[key] > chosen[key]) if greater else (entry[key] < chosen[key]):
+                    chosen = entry
+            best = {"epoch": chosen.get("epoch"), "step": chosen.get("step"), "metric": metric,
+                    "metrics": _metrics_from_log(chosen, "eval", self.label_names_in_order()),
+                    "checkpoint": self.state.best_model_checkpoint}
+        last = None
+        if self.last_evaluation is not None:
+            last = {"epoch": self.state.epoch, "step": self.last_evaluation["step"],
+                    "split": self.last_evaluation["split"], "metrics": self.last_evaluation["metrics"]}
+        describe = getattr(self.args, "schedule_description", None)
+        schedule = describe() if describe is not None else str(self.args.lr_scheduler_type)
+        return {"schedule": schedule, "epochs_evaluated": len(history), "last": last, "best": best}
+
     # ---- training, saving, Hub ----
 
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
@@ -391,5 +475,8 @@ class AVCANetTrainer(Trainer):
         if evaluation is not None:
             options["metrics"] = evaluation["metrics"]
             options["split"] = evaluation["split"]
+            summary = self.training_summary()
+            if summary["best"] is not None and summary["epochs_evaluated"] > 1:
+                options["best"] = summary["best"]
         config = self.accelerator.unwrap_model(self.model).config
         write_model_card(self.args.output_dir, config, training_args=self.args, **options)

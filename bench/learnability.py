@@ -1,0 +1,271 @@
+"""Learnability suite: can one small-config recipe learn both modalities on many kinds of cue?
+
+Each task is one picture cue family times one sound cue family (`emotions_hf.data.cue_tasks`): 6 classes,
+3 picture values x 2 sound values, so the ceilings are audio-visual 1.0, visual-only 0.5, audio-only 1/3.
+For every task this writes the videos (real mp4 + AAC), prepares them with `emotions-hf prepare`'s
+`prepare()`, trains the `small` config audio-visual, visual-only and audio-only with the same recipe
+(`examples/presets.py`), and fits a linear probe (logistic regression) on simple features (mean/std MFCC,
+mean/std colour, spatial and temporal gradient energies). Held-out tasks (families never used while tuning
+the model or the recipe) are reported in their own table.
+
+    python bench/learnability.py                              # every task, 1 seed
+    python bench/learnability.py --tasks pattern-band colour-rhythm --epochs 12 --seeds 1 2
+    python bench/learnability.py --processor_overrides "mfcc_normalization='none'" ...   # the paper's raw MFCC
+    python bench/learnability.py --config_overrides \
+        "lgf_residual_relu=True,video_projection_norm='none',lgf_dropout=0.5"   # the small config before issue 14
+    python bench/learnability.py --diagnose --tasks pattern-band   # per-branch gradient norms, gates, ...
+
+Results are appended as JSON lines to `<work_dir>/results.jsonl`; `--plot` draws the table as a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+from presets import SMALL_CONFIG, SMALL_TRAINING
+
+from emotions_hf.data.cue_tasks import NUM_PICTURE_VALUES, NUM_SOUND_VALUES, generate_task
+
+# Tuning used only these tasks; HELD_OUT_TASKS use the families `count` (picture) and `chord` (sound), which
+# played no part in choosing the fixes or the recipe.
+TUNING_TASKS = ("pattern-band", "colour-rhythm", "motion-noise", "texture-envelope")
+HELD_OUT_TASKS = ("count-chord", "count-band", "pattern-chord")
+MODES = ("audio-visual", "visual", "audio")
+CEILINGS = {"audio-visual": 1.0, "visual": 1 / NUM_SOUND_VALUES, "audio": 1 / NUM_PICTURE_VALUES}
+
+
+def prepared_task(work_dir: Path, task: str, videos_per_class: int, data_seed: int, **generate_options) -> Path:
+    """Write (once) and prepare (once) a task; return the prepared folder. `generate_options` (duration,
+    size, fps) go to `generate_task`."""
+    from emotions_hf.data.prepare import prepare
+
+    suffix = "".join(f"-{k}{v}" for k, v in sorted(generate_options.items()))
+    root = work_dir / "data" / f"{task}-{videos_per_class}-{data_seed}{suffix}"
+    generate_task(root / "source", task, videos_per_class=videos_per_class, seed=data_seed, **generate_options)
+    dataset = root / "dataset"
+    prepare(root / "source", dataset, seed=data_seed, progress=False, variants=["all"])
+    return dataset
+
+
+def train_and_evaluate(dataset: Path, modality: str, output_dir: Path, epochs: float, seed: int,
+                       config_overrides: dict | None = None, training_overrides: dict | None = None,
+                       diagnose: bool = False, processor_overrides: dict | None = None) -> dict:
+    """Train the small config on one prepared task with the small recipe; return test accuracy (and stats)."""
+    from transformers import set_seed
+
+    from emotions_hf.configuration_avcanet import AVCANetConfig
+    from emotions_hf.data.loading import load_prepared
+    from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
+    from emotions_hf.processing_avcanet import AVCANetProcessor
+    from emotions_hf.training import AVCANetTrainer, AVCANetTrainingArguments, labels_from_dataset
+
+    data = load_prepared(dataset, "all")
+    labels = labels_from_dataset(data["train"])
+    settings = {**SMALL_CONFIG, "modality": modality, **(config_overrides or {})}
+    if modality != "audio-visual":
+        settings.update(use_glcf=False, use_multitask_loss=False)
+    recipe = {**SMALL_TRAINING, "num_train_epochs": epochs, "seed": seed, "save_strategy": "no",
+              "eval_strategy": "no", "report_to": "none", "disable_tqdm": True, "logging_steps": 5,
+              **(training_overrides or {})}
+    args = AVCANetTrainingArguments(output_dir=str(output_dir), **recipe)
+    set_seed(seed)
+    model = AVCANetForVideoClassification(AVCANetConfig(**settings, **labels))
+    processor = AVCANetProcessor.from_model_config(model.config, **(processor_overrides or {}))
+    if processor.needs_mfcc_statistics:
+        from emotions_hf.data import processor_item
+
+        processor.fit_mfcc_statistics(processor_item(row) for row in data["train"])
+    trainer = AVCANetTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["test"],
+                             processing_class=processor)
+    stats = None
+    if diagnose:
+        from emotions_hf.training.diagnostics import BranchStatsCallback
+
+        stats = BranchStatsCallback(model)
+        trainer.add_callback(stats)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    metrics = trainer.evaluate(data["test"], metric_key_prefix="test")
+    result = {"accuracy": float(metrics["test_accuracy"]), "train_seconds": seconds,
+              "num_test": len(data["test"])}
+    if stats is not None:
+        stats.remove()
+        result["diagnostics"] = stats.summary()
+        result["history"] = stats.history
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ linear probe
+
+
+def probe_features(path: str) -> np.ndarray:
+    """Simple per-video features: mean and std of 20 MFCCs over the whole track, mean and std colour, and the
+    mean energies of the horizontal, vertical and temporal gradients."""
+    from emotions_hf.audio_features import MFCC, MFCCSettings, read_audio
+    from emotions_hf.decoding import read_clip
+
+    clip = read_clip(path, 8, 2, short_side=32, backend="pyav")
+    frames = torch.as_tensor(clip.frames).float() / 255.0  # (N, H, W, 3)
+    grey = frames.mean(-1)
+    gradients = [grey.diff(dim=2).square().mean(), grey.diff(dim=1).square().mean(),
+                 grey.reshape(8, 2, *grey.shape[1:]).diff(dim=1).square().mean()]
+    colour = torch.cat([frames.mean((0, 1, 2)), frames.std((0, 1, 2))])
+    samples = read_audio(path, MFCCSettings.sample_rate)
+    mfcc = MFCC(MFCCSettings(num_mfcc=20))(torch.from_numpy(samples))
+    return torch.cat([mfcc.mean(-1), mfcc.std(-1), colour, torch.stack(gradients).log()]).numpy()
+
+
+def linear_probe(dataset: Path) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from emotions_hf.data.loading import load_prepared
+
+    data = load_prepared(dataset, "all")
+    split = {}
+    for name in ("train", "test"):
+        rows = data[name]
+        features = np.stack([probe_features(video["path"]) for video in rows["video"]])
+        split[name] = (features, np.array(rows["label"]))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
+    probe.fit(*split["train"])
+    return float(probe.score(*split["test"]))
+
+
+# ----------------------------------------------------------------------------------------------------- table
+
+
+def verdict(mode: str, accuracy: float, av_target: float = 0.9, tolerance: float = 0.1) -> str:
+    if mode == "audio-visual":
+        return "ok" if accuracy >= av_target else "LOW"
+    return "ok" if abs(accuracy - CEILINGS[mode]) <= tolerance else ("LOW" if accuracy < CEILINGS[mode] else "HIGH")
+
+
+def format_table(rows: list[dict], title: str) -> str:
+    head = f"{'task':18s} {'AV':>11s} {'visual':>11s} {'audio':>11s} {'probe':>6s} {'s/run':>6s}"
+    lines = [title, head, f"{'(ceiling)':18s} {1.0:>11.2f} {0.5:>11.2f} {1 / 3:>11.2f}"]
+    for row in rows:
+        cells = []
+        for mode in MODES:
+            values = row.get(mode) or []
+            if values:
+                mean = float(np.mean(values))
+                cells.append(f"{mean:.2f}{'±' + format(np.std(values), '.2f') if len(values) > 1 else ''}"
+                             f"{'' if verdict(mode, mean) == 'ok' else '*'}")
+            else:
+                cells.append("-")
+        probe = f"{row['probe']:.2f}" if row.get("probe") is not None else "-"
+        lines.append(f"{row['task']:18s} {cells[0]:>11s} {cells[1]:>11s} {cells[2]:>11s} {probe:>6s} "
+                     f"{row.get('seconds', float('nan')):6.0f}")
+    lines.append("* = off target (AV >= 0.90; a single modality within 0.10 of its ceiling)")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.2))
+    width = 0.2
+    for k, mode in enumerate((*MODES, "probe")):
+        values = [np.mean(r[mode]) if mode != "probe" else (r.get("probe") or 0) for r in rows]
+        ax.bar(np.arange(len(rows)) + (k - 1.5) * width, values, width, label=mode)
+    for mode, level in CEILINGS.items():
+        ax.axhline(level, ls=":", lw=0.8, color="grey")
+    ax.set_xticks(np.arange(len(rows)), [r["task"] + (" (held out)" if r["held_out"] else "") for r in rows],
+                  rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 1.18))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def parse_literal_overrides(text: str | None) -> dict:
+    from train import parse_overrides  # examples/train.py: the same syntax as --config_overrides there
+
+    return parse_overrides(text)
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="*", default=None,
+                        help=f"'<picture>-<sound>' tasks (default: {TUNING_TASKS} and held out {HELD_OUT_TASKS})")
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
+    parser.add_argument("--epochs", type=float, default=None, help="default: the small recipe's")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1], help="training seeds")
+    parser.add_argument("--data_seed", type=int, default=0)
+    parser.add_argument("--videos_per_class", type=int, default=40)
+    parser.add_argument("--config_overrides", default=None, help="e.g. 'mfcc_normalization=none'")
+    parser.add_argument("--training_overrides", default=None, help="e.g. 'learning_rate=1e-3,max_grad_norm=1.0'")
+    parser.add_argument("--processor_overrides", default=None, help="e.g. 'mfcc_normalization=\"none\"'")
+    parser.add_argument("--no_probe", action="store_true")
+    parser.add_argument("--diagnose", action="store_true", help="record per-branch gradient norms, gates, inputs")
+    parser.add_argument("--work_dir", default="outputs/learnability")
+    parser.add_argument("--tag", default="", help="a name for this run in results.jsonl")
+    parser.add_argument("--plot", action="store_true")
+    options = parser.parse_args(argv)
+
+    work_dir = Path(options.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tasks = options.tasks or [*TUNING_TASKS, *HELD_OUT_TASKS]
+    config_overrides = parse_literal_overrides(options.config_overrides)
+    training_overrides = parse_literal_overrides(options.training_overrides)
+    processor_overrides = parse_literal_overrides(options.processor_overrides)
+    epochs = options.epochs if options.epochs is not None else SMALL_TRAINING["num_train_epochs"]
+    rows = []
+    for task in tasks:
+        dataset = prepared_task(work_dir, task, options.videos_per_class, options.data_seed)
+        row = {"task": task, "held_out": task not in TUNING_TASKS, "tag": options.tag, "epochs": epochs,
+               "config_overrides": config_overrides, "training_overrides": training_overrides,
+               "processor_overrides": processor_overrides}
+        seconds = []
+        for mode in options.modes:
+            row[mode] = []
+            for seed in options.seeds:
+                result = train_and_evaluate(dataset, mode, work_dir / "runs" / f"{task}-{mode}-{seed}", epochs,
+                                            seed, config_overrides, training_overrides, options.diagnose,
+                                            processor_overrides)
+                row[mode].append(result["accuracy"])
+                seconds.append(result["train_seconds"])
+                if options.diagnose:
+                    row.setdefault("diagnostics", {})[f"{mode}-{seed}"] = result["diagnostics"]
+                    print(f"\n[{task} {mode} seed {seed}] accuracy {result['accuracy']:.3f}; "
+                          "early / middle / late means:")
+                    for key, values in result["diagnostics"].items():
+                        print(f"  {key:28s} " + " ".join(f"{v:9.4g}" for v in values))
+                print(f"{task:18s} {mode:12s} seed {seed}: {result['accuracy']:.3f} "
+                      f"({result['train_seconds']:.0f} s)", flush=True)
+        row["seconds"] = float(np.mean(seconds)) if seconds else float("nan")
+        row["probe"] = None if options.no_probe else linear_probe(dataset)
+        rows.append(row)
+        with open(work_dir / "results.jsonl", "a") as handle:
+            handle.write(json.dumps({k: v for k, v in row.items() if k != "diagnostics"}) + "\n")
+    tuned = [r for r in rows if not r["held_out"]]
+    held = [r for r in rows if r["held_out"]]
+    recipe = {**SMALL_TRAINING, "num_train_epochs": epochs, **training_overrides}
+    print(f"\nsmall config, recipe {recipe}, config overrides {config_overrides}, seeds {options.seeds}")
+    if tuned:
+        print(format_table(tuned, "Tasks used while tuning"))
+    if held:
+        print(format_table(held, "Held-out tasks (families count and chord: never used while tuning)"))
+    if options.plot:
+        plot(rows, work_dir / f"learnability{'-' + options.tag if options.tag else ''}.png")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

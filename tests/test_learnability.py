@@ -1,0 +1,167 @@
+"""The learnability suite's task generator and a fast subset of `bench/learnability.py`."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emotions_hf.audio_features import MFCC, MFCCSettings, read_audio
+from emotions_hf.data.cue_tasks import (
+    LABELS,
+    PICTURE_FAMILIES,
+    SOUND_FAMILIES,
+    cues_of,
+    generate_task,
+    parse_task,
+    render_picture,
+    render_sound,
+)
+from emotions_hf.decoding import probe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+
+def test_parse_task_names_the_families():
+    assert parse_task("pattern-band") == ("pattern", "band")
+    with pytest.raises(ValueError, match="picture in"):
+        parse_task("band-pattern")
+
+
+@pytest.mark.parametrize("family", PICTURE_FAMILIES)
+def test_picture_families_are_deterministic_and_differ_by_value(family):
+    frames = [render_picture(np.random.default_rng(3), family, value, 6, 32) for value in range(3)]
+    again = render_picture(np.random.default_rng(3), family, 1, 6, 32)
+    assert frames[0].shape == (6, 32, 32, 3) and frames[0].dtype == np.uint8
+    np.testing.assert_array_equal(frames[1], again)
+    assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[2])
+
+
+@pytest.mark.parametrize("family", SOUND_FAMILIES)
+def test_sound_families_are_bounded_and_deterministic(family):
+    sound = render_sound(np.random.default_rng(5), family, 1, 0.5)
+    np.testing.assert_array_equal(sound, render_sound(np.random.default_rng(5), family, 1, 0.5))
+    assert sound.dtype == np.float32 and np.abs(sound).max() <= 1.0 and sound.std() > 0.01
+
+
+def _spectral_centroid(samples, rate=44_100):
+    spectrum = np.abs(np.fft.rfft(samples)) ** 2  # power: the light noise floor barely counts
+    return float((spectrum * np.fft.rfftfreq(len(samples), 1 / rate)).sum() / spectrum.sum())
+
+
+def test_sound_cues_are_what_their_names_say():
+    rng = np.random.default_rng(0)
+    low, high = (render_sound(rng, "band", v, 0.5) for v in (0, 1))
+    assert _spectral_centroid(low) < 1000 < _spectral_centroid(high)
+    white, brown = (render_sound(rng, "noise", v, 0.5) for v in (0, 1))
+    assert _spectral_centroid(brown) < 0.3 * _spectral_centroid(white)
+    rising, falling = (np.abs(render_sound(rng, "envelope", v, 1.0)) for v in (0, 1))
+    assert rising[-4000:].mean() > 10 * rising[:4000].mean()
+    assert falling[:4000].mean() > 10 * falling[-4000:].mean()
+
+
+def test_generate_task_writes_a_folder_that_prepare_reads(tmp_path):
+    from emotions_hf.data.prepare import prepare
+
+    videos = generate_task(tmp_path / "source", "count-rhythm", videos_per_class=5, seed=4, duration=(1.0, 1.2),
+                           size=32)
+    assert [v.label for v in videos[:6]] == list(LABELS)
+    assert [(v.picture, v.sound) for v in videos[:6]] == [cues_of(i) for i in range(6)]
+    first = (tmp_path / "source" / videos[0].relative_path).read_bytes()
+    info = probe(str(tmp_path / "source" / videos[0].relative_path))
+    assert info.has_audio and info.width == 32
+    manifest = json.loads((tmp_path / "source" / "task.json").read_text())
+    assert manifest["task"] == "count-rhythm" and len(manifest["videos"]) == 30
+    # the same arguments write the same bytes
+    generate_task(tmp_path / "again", "count-rhythm", videos_per_class=5, seed=4, duration=(1.0, 1.2), size=32)
+    assert (tmp_path / "again" / videos[0].relative_path).read_bytes() == first
+    prepare(tmp_path / "source", tmp_path / "dataset", seed=0, progress=False, variants=["all"])
+    from emotions_hf.data.loading import load_prepared
+
+    data = load_prepared(tmp_path / "dataset", "all")
+    assert len(data["train"]) + len(data["test"]) == 30 and len(data["test"]) >= 6
+
+
+def test_the_band_survives_aac_and_mfcc(tmp_path):
+    """The sound cue reaches the model's input: low and high bands differ in the MFCC read back from AAC."""
+    videos = generate_task(tmp_path, "colour-band", videos_per_class=1, seed=1, duration=(1.0, 1.0), size=32)
+    mfcc = MFCC(MFCCSettings(num_mfcc=8))
+    first = {}
+    for video in videos[:2]:  # sound values 0 and 1
+        samples = read_audio(str(tmp_path / video.relative_path))
+        first[video.sound] = mfcc(torch.from_numpy(samples))[1].mean().item()
+    assert first[0] > first[1] + 20  # energy low in frequency lifts the first cepstral coefficient
+
+
+def test_fast_learnability_subset(tmp_path):
+    """A tiny colour x band task, a few epochs: the fused model must beat the best single modality's ceiling
+    (0.5), which only a model that uses both the picture and the sound can; the audio-only model must learn
+    its cue (well above chance 1/6) without reaching what no sound-only model can reach on this test set."""
+    import learnability
+
+    dataset = learnability.prepared_task(tmp_path, "colour-band", videos_per_class=10, data_seed=0,
+                                         duration=(1.0, 1.5), size=32)
+    common = {"epochs": 10, "seed": 1, "training_overrides": {"dataloader_num_workers": 0, "logging_steps": 50}}
+    fused = learnability.train_and_evaluate(dataset, "audio-visual", tmp_path / "av", **common)
+    audio = learnability.train_and_evaluate(dataset, "audio", tmp_path / "audio", **common)
+    assert fused["accuracy"] >= 0.75, fused
+    # Each test video's sound is shared by 3 classes: the best a sound-only model can do is guess among them.
+    # With 2 test videos per class, that bound is max over the 2 bands of the share predictable = 1/3 + luck;
+    # any value above 0.6 would mean the sound leaks the picture.
+    assert 0.25 <= audio["accuracy"] <= 0.6, audio
+
+
+def _small_model(**overrides):
+    from presets import SMALL_CONFIG
+
+    from emotions_hf.configuration_avcanet import AVCANetConfig
+    from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
+
+    torch.manual_seed(0)
+    return AVCANetForVideoClassification(AVCANetConfig(**{**SMALL_CONFIG, **overrides})).eval()
+
+
+def test_paper_defaults_keep_the_residual_relu_and_the_plain_video_projection():
+    from emotions_hf.configuration_avcanet import AVCANetConfig
+
+    config = AVCANetConfig()
+    assert config.lgf_residual_relu is True and config.video_projection_norm == "none"
+    model = _small_model(lgf_residual_relu=True, video_projection_norm="none")  # the preset turns both off
+    assert model.avcanet.video_projection_norm is None
+    block = model.avcanet.lisf.levels[0].temporal["video"]
+    assert bool((block(torch.randn(2, 4, 32)) >= 0).all())  # ReLU(x + update)
+
+
+def test_issue14_switches_change_the_model():
+    model = _small_model(lgf_residual_relu=False, video_projection_norm="layernorm")
+    block = model.avcanet.lisf.levels[0].temporal["video"]
+    hidden = torch.randn(2, 4, 32)
+    update = block.pointwise(torch.relu(block.dilated(hidden.transpose(1, 2)))).transpose(1, 2)
+    torch.testing.assert_close(block(hidden), hidden + update)
+    assert bool((block(hidden) < 0).any())
+    pixels = torch.randn(2, 4, 2, 3, 32, 32)
+    features = model.avcanet.encode_video(pixels)
+    torch.testing.assert_close(features.mean(-1), torch.zeros(2, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(features.std(-1, unbiased=False), torch.ones(2, 4), atol=0.05, rtol=0)
+    with pytest.raises(ValueError, match="video_projection_norm"):
+        _small_model(video_projection_norm="batchnorm")
+
+
+def test_mfcc_normalization_is_saved_with_the_feature_extractor(tmp_path):
+    from emotions_hf.processing_avcanet import AVCANetProcessor
+
+    processor = AVCANetProcessor(num_snippets=4, num_mfcc=8, mfcc_frames=64, mfcc_normalization="dataset")
+    assert processor.needs_mfcc_statistics
+    raw = torch.randn(8, 200) * 30 - 100
+    processor.feature_extractor.fit_mfcc_statistics([raw, None])
+    processor.save_pretrained(tmp_path)
+    loaded = AVCANetProcessor.from_pretrained(tmp_path)
+    assert not loaded.needs_mfcc_statistics
+    normalized = loaded.feature_extractor.normalized(raw)
+    torch.testing.assert_close(normalized.mean(-1), torch.zeros(8), atol=1e-4, rtol=0)
+    torch.testing.assert_close(normalized.std(-1, unbiased=False), torch.ones(8), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="fit_mfcc_statistics"):
+        AVCANetProcessor(num_snippets=4, num_mfcc=8, mfcc_frames=64,
+                         mfcc_normalization="dataset").feature_extractor.normalized(raw)
