@@ -305,3 +305,24 @@ def test_a_video_gone_from_the_source_and_stray_files_leave_the_configs(source, 
     _check_exact(folder, tmp_path / "cache")
     loaded = datasets.load_dataset(str(folder), "all", cache_dir=str(tmp_path / "cache"))
     assert sorted([*loaded["train"]["video_id"], *loaded["test"]["video_id"]]) == sorted(journal)
+
+
+def test_a_user_without_the_package_loads_each_config(prepared, tmp_path):
+    """The dataset repo needs only `datasets`: every config loads in a process where `import emotions_hf` fails,
+    each split holding exactly the files its metadata names."""
+    from without_package import run_without_package
+
+    body = """
+from datasets import load_dataset
+
+folder = sys.argv[1]
+for config in ("all", "balanced", "test"):
+    dataset = load_dataset(folder, config, cache_dir=sys.argv[2])
+    for split in ("train", "test"):
+        rows = dataset[split]
+        assert len(rows) and all(row["video"]["path"].startswith(folder) for row in rows), (config, split)
+        assert rows.features["label"].names[0] == "Excitation"
+    print("LOADED", config, dataset["train"].num_rows, dataset["test"].num_rows)
+"""
+    stdout = run_without_package(tmp_path, body, prepared, tmp_path / "cache")
+    assert stdout.count("LOADED") == 3

@@ -91,6 +91,7 @@ class AVCANetProcessor(ModalityStreams, ProcessorMixin):
         """Raise a `ValueError` naming both values when this processor's outputs do not fit a model's config (checked
         when a pipeline or the Trainer starts, before any video is read)."""
         vision, audio = config.vision_config, config.audio_config
+        # (the two sub-processors' num_snippets agree: __init__ checks it)
         pairs = [("num_snippets", self.video_processor.num_snippets, "num_snippets", config.num_snippets)]
         if config.uses_video:
             pairs += [("video_processor.frames_per_snippet", self.video_processor.frames_per_snippet,
@@ -98,9 +99,7 @@ class AVCANetProcessor(ModalityStreams, ProcessorMixin):
                       ("video_processor.image_size", self.video_processor.image_size,
                        "vision_config.image_size", vision.image_size)]
         if config.uses_audio:
-            pairs += [("feature_extractor.num_snippets", self.feature_extractor.num_snippets, "num_snippets",
-                       config.num_snippets),
-                      ("feature_extractor.num_mfcc", self.feature_extractor.num_mfcc, "audio_config.num_mfcc",
+            pairs += [("feature_extractor.num_mfcc", self.feature_extractor.num_mfcc, "audio_config.num_mfcc",
                        audio.num_mfcc),
                       ("feature_extractor.mfcc_chunk_frames", self.feature_extractor.mfcc_chunk_frames,
                        "audio_config.num_frames", audio.num_frames)]
