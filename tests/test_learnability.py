@@ -165,3 +165,41 @@ def test_mfcc_normalization_is_saved_with_the_feature_extractor(tmp_path):
     with pytest.raises(ValueError, match="fit_mfcc_statistics"):
         AVCANetProcessor(num_snippets=4, num_mfcc=8, mfcc_frames=64,
                          mfcc_normalization="dataset").feature_extractor.normalized(raw)
+
+
+def _visible_discs(frame: np.ndarray, box) -> int:
+    """Discs (connected blobs of at least ~a third of a disc, far from the background colour) inside `box`."""
+    from scipy import ndimage
+
+    pixels = frame.astype(int)
+    background = np.median(pixels.reshape(-1, 3), 0)
+    top, left, height, width = box
+    mask = (np.abs(pixels - background).sum(-1) > 90)[top : top + height, left : left + width]
+    blobs, count = ndimage.label(mask)
+    sizes = ndimage.sum(np.ones_like(blobs), blobs, range(1, count + 1)) if count else []
+    return sum(1 for size in sizes if size >= 20)
+
+
+def _count_changed(scales) -> float:
+    """Share of (clip, crop position, scale) whose crop shows another number of discs than the count label."""
+    from emotions_hf.video_transforms import CROP_POSITIONS, crop_box
+
+    changed = total = 0
+    for value in range(3):
+        for k in range(8):
+            frame = render_picture(np.random.default_rng(100 * value + k), "count", value, 1, 64)[0]
+            for scale in scales:
+                for position in CROP_POSITIONS:
+                    changed += _visible_discs(frame, crop_box(64, 64, scale, position)) != value + 1
+                    total += 1
+    return changed / total
+
+
+def test_the_suites_training_crops_keep_the_count_cue():
+    """The suite's processor crops must keep every picture cue; the demo's multi-scale crops do not keep the
+    number of discs (why `bench/learnability.py` does not use SMALL_PROCESSOR's crop scales)."""
+    import learnability
+    from presets import SMALL_PROCESSOR
+
+    assert _count_changed(learnability.LEARNABILITY_PROCESSOR["crop_scales"]) <= 0.02
+    assert _count_changed(SMALL_PROCESSOR["crop_scales"]) >= 0.2
