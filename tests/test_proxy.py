@@ -12,6 +12,7 @@ from emotions_hf.decoding import probe, read_clip
 from emotions_hf.errors import VideoReadError
 from emotions_hf.processing_avcanet import AVCANetProcessor
 from emotions_hf.proxy import write_mfcc_cache, write_proxy
+from emotions_hf.video_processing_avcanet import MULTI_SCALE_CROP_SCALES
 
 
 def small_processor(**kwargs):
@@ -82,7 +83,9 @@ def test_proxy_keeps_variable_frame_rate_and_rotation(tmp_path):
 @pytest.mark.parametrize("training", [False, True])
 def test_processor_gives_the_same_tensors_from_proxy_and_cache(tmp_path, training):
     original = textured_video(tmp_path / "original.mp4")
-    processor = small_processor()
+    # Multi-scale crops decode at 64 px, so the proxy is resampled, not re-encoded at the final 32 px (where x264's
+    # loss on a near-Nyquist texture alone reaches the bound below).
+    processor = small_processor(crop_scales=MULTI_SCALE_CROP_SCALES)
     item = {"video": str(original), "proxy": str(tmp_path / "p.mp4"), "mfcc": str(tmp_path / "m.safetensors")}
     write_proxy(original, item["proxy"], short_side=processor.training_short_side())
     write_mfcc_cache(original, item["mfcc"], processor)
@@ -92,9 +95,8 @@ def test_processor_gives_the_same_tensors_from_proxy_and_cache(tmp_path, trainin
     assert cached["audio_mask"].tolist() == direct["audio_mask"].tolist() == [True]
     difference = (cached["pixel_values"] - direct["pixel_values"]).abs()
     # Resampling twice and re-encoding, in ImageNet-std units: about what separates the decord and PyAV
-    # resizers on the same original (~0.2 on this near-Nyquist texture; ~0.3 for a proxy at exactly the 32 px the
-    # full-short-side crop decodes, re-encoded at that size).
-    assert difference.mean() < 0.35
+    # resizers on the same original (~0.2 on this near-Nyquist texture).
+    assert difference.mean() < 0.3
     other = processor(str(original), training=training, seed=4)["pixel_values"]
     if training:  # other frames and crops differ by far more than the proxy does
         assert (other - direct["pixel_values"]).abs().mean() > 2 * difference.mean()
