@@ -36,17 +36,22 @@ from presets import SMALL_CONFIG, SMALL_TRAINING
 from emotions_hf.data.cue_tasks import NUM_PICTURE_VALUES, NUM_SOUND_VALUES, generate_task
 from emotions_hf.video_processing_avcanet import DEFAULT_CROP_SCALES
 
-# Tuning used only these tasks; HELD_OUT_TASKS use the families `count` (picture) and `chord` (sound), which
-# played no part in choosing the fixes or the recipe.
-TUNING_TASKS = ("pattern-band", "colour-rhythm", "motion-noise", "texture-envelope")
-HELD_OUT_TASKS = ("count-chord", "count-band", "pattern-chord")
+# Tuning used only these tasks. HELD_OUT_TASKS use the families `size` (picture), `chord` and `glide` (sound),
+# which played no part in choosing the fixes or the recipe. (`count` was held out until it failed in issue 14's
+# first round and was redesigned and diagnosed in its second: it is a tuning task since.)
+TUNING_TASKS = ("pattern-band", "colour-rhythm", "motion-noise", "texture-envelope", "count-band")
+HELD_OUT_TASKS = ("size-chord", "pattern-chord", "colour-glide")
 MODES = ("audio-visual", "visual", "audio")
 CEILINGS = {"audio-visual": 1.0, "visual": 1 / NUM_SOUND_VALUES, "audio": 1 / NUM_PICTURE_VALUES}
+# A single-modality model's accuracy on its own cue (`cue_accuracies`), a column of the table per mode.
+CUE_COLUMNS = {"visual_cue": "picture_accuracy", "audio_cue": "sound_accuracy"}
 # The suite's processor: the paper's full-shorter-side crop, NOT the demo's multi-scale crops (SMALL_PROCESSOR).
 # Training crops must keep every picture cue: a corner crop of 0.71 / 0.59 / 0.5 of the side shows another number
 # of discs than the `count` label in ~42% / 66% / 80% of clips (`tests/test_learnability.py`), so the
 # multi-scale crops would teach the count family wrong labels.
 LEARNABILITY_PROCESSOR = {"crop_scales": DEFAULT_CROP_SCALES}
+# The small recipe with more epochs: a task has 240 videos of 2-4 s, against the demo's larger set.
+SUITE_EPOCHS = 30.0
 
 
 def prepared_task(work_dir: Path, task: str, videos_per_class: int, data_seed: int, **generate_options) -> Path:
@@ -102,14 +107,27 @@ def train_and_evaluate(dataset: Path, modality: str, output_dir: Path, epochs: f
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    metrics = trainer.evaluate(data["test"], metric_key_prefix="test")
-    result = {"accuracy": float(metrics["test_accuracy"]), "train_seconds": seconds,
-              "num_test": len(data["test"])}
+    prediction = trainer.predict(data["test"], metric_key_prefix="test")
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    result = {"accuracy": float(prediction.metrics["test_accuracy"]), "train_seconds": seconds,
+              "num_test": len(data["test"]),
+              **cue_accuracies(np.argmax(logits, axis=-1), np.asarray(prediction.label_ids))}
     if stats is not None:
         stats.remove()
         result["diagnostics"] = stats.summary()
         result["history"] = stats.history
     return result
+
+
+def cue_accuracies(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How often the predicted class has the right picture value and the right sound value (class = 2·picture +
+    sound). A single-modality model's class accuracy only estimates its ceiling: with the other cue unknown it
+    guesses among 2 or 3 classes, so on 48 test videos a model that has learned its cue perfectly scores 1/3 ± 0.07
+    (audio). Its cue accuracy, whose ceiling is 1.0, says directly whether it learned what its modality shows."""
+    picture, sound = np.divmod(predicted, NUM_SOUND_VALUES)
+    true_picture, true_sound = np.divmod(labels, NUM_SOUND_VALUES)
+    return {"picture_accuracy": float(np.mean(picture == true_picture)),
+            "sound_accuracy": float(np.mean(sound == true_sound))}
 
 
 # ------------------------------------------------------------------------------------------------ linear probe
@@ -154,28 +172,37 @@ def linear_probe(dataset: Path) -> float:
 
 
 def verdict(mode: str, accuracy: float, av_target: float = 0.9, tolerance: float = 0.1) -> str:
+    """`mode` is one of MODES (class accuracy) or a `*_cue` column (accuracy on the modality's own cue)."""
     if mode == "audio-visual":
         return "ok" if accuracy >= av_target else "LOW"
+    if mode in CUE_COLUMNS:
+        return "ok" if accuracy >= 1.0 - tolerance else "LOW"
     return "ok" if abs(accuracy - CEILINGS[mode]) <= tolerance else ("LOW" if accuracy < CEILINGS[mode] else "HIGH")
 
 
+def _cell(values: list[float], column: str) -> str:
+    if not values:
+        return "-"
+    mean = float(np.mean(values))
+    spread = "±" + format(np.std(values), ".2f") if len(values) > 1 else ""
+    return f"{mean:.2f}{spread}{'' if verdict(column, mean) == 'ok' else '*'}"
+
+
 def format_table(rows: list[dict], title: str) -> str:
-    head = f"{'task':18s} {'AV':>11s} {'visual':>11s} {'audio':>11s} {'probe':>6s} {'s/run':>6s}"
-    lines = [title, head, f"{'(ceiling)':18s} {1.0:>11.2f} {0.5:>11.2f} {1 / 3:>11.2f}"]
+    columns = (*MODES, *CUE_COLUMNS)
+    head = (f"{'task':18s} {'AV':>11s} {'visual':>11s} {'audio':>11s} {'visual cue':>11s} {'audio cue':>11s} "
+            f"{'probe':>6s} {'s/run':>6s}")
+    ceilings = [1.0, CEILINGS["visual"], CEILINGS["audio"], 1.0, 1.0]
+    lines = [title, head, f"{'(ceiling)':18s} " + " ".join(f"{c:>11.2f}" for c in ceilings)]
     for row in rows:
-        cells = []
-        for mode in MODES:
-            values = row.get(mode) or []
-            if values:
-                mean = float(np.mean(values))
-                cells.append(f"{mean:.2f}{'±' + format(np.std(values), '.2f') if len(values) > 1 else ''}"
-                             f"{'' if verdict(mode, mean) == 'ok' else '*'}")
-            else:
-                cells.append("-")
+        cells = [_cell(row.get(column) or [], column) for column in columns]
         probe = f"{row['probe']:.2f}" if row.get("probe") is not None else "-"
-        lines.append(f"{row['task']:18s} {cells[0]:>11s} {cells[1]:>11s} {cells[2]:>11s} {probe:>6s} "
-                     f"{row.get('seconds', float('nan')):6.0f}")
-    lines.append("* = off target (AV >= 0.90; a single modality within 0.10 of its ceiling)")
+        lines.append(f"{row['task']:18s} " + " ".join(f"{c:>11s}" for c in cells)
+                     + f" {probe:>6s} {row.get('seconds', float('nan')):6.0f}")
+    lines.append("* = off target (AV >= 0.90; a single modality's class accuracy within 0.10 of its ceiling; its cue "
+                 "accuracy >= 0.90)")
+    lines.append("visual cue / audio cue: how often the visual-only model gets the picture value right / the audio-only "
+                 "model the sound value")
     return "\n".join(lines)
 
 
@@ -186,17 +213,18 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.2))
-    width = 0.2
-    for k, mode in enumerate((*MODES, "probe")):
-        values = [np.mean(r[mode]) if mode != "probe" else (r.get("probe") or 0) for r in rows]
-        ax.bar(np.arange(len(rows)) + (k - 1.5) * width, values, width, label=mode)
-    for mode, level in CEILINGS.items():
+    bars = (*MODES, *CUE_COLUMNS, "probe")
+    width = 0.8 / len(bars)
+    for k, column in enumerate(bars):
+        values = [(r.get("probe") or 0) if column == "probe" else np.mean(r.get(column) or [0]) for r in rows]
+        ax.bar(np.arange(len(rows)) + (k - (len(bars) - 1) / 2) * width, values, width, label=column)
+    for level in CEILINGS.values():
         ax.axhline(level, ls=":", lw=0.8, color="grey")
     ax.set_xticks(np.arange(len(rows)), [r["task"] + (" (held out)" if r["held_out"] else "") for r in rows],
                   rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 1.18))
+    ax.legend(fontsize=7, ncol=6, loc="upper center", bbox_to_anchor=(0.5, 1.18))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -212,7 +240,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--tasks", nargs="*", default=None,
                         help=f"'<picture>-<sound>' tasks (default: {TUNING_TASKS} and held out {HELD_OUT_TASKS})")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
-    parser.add_argument("--epochs", type=float, default=None, help="default: the small recipe's")
+    parser.add_argument("--epochs", type=float, default=SUITE_EPOCHS)
     parser.add_argument("--seeds", type=int, nargs="*", default=[1], help="training seeds")
     parser.add_argument("--data_seed", type=int, default=0)
     parser.add_argument("--videos_per_class", type=int, default=40)
@@ -232,7 +260,7 @@ def main(argv=None) -> list[dict]:
     config_overrides = parse_literal_overrides(options.config_overrides)
     training_overrides = parse_literal_overrides(options.training_overrides)
     processor_overrides = parse_literal_overrides(options.processor_overrides)
-    epochs = options.epochs if options.epochs is not None else SMALL_TRAINING["num_train_epochs"]
+    epochs = options.epochs
     rows = []
     for task in tasks:
         dataset = prepared_task(work_dir, task, options.videos_per_class, options.data_seed)
@@ -247,6 +275,8 @@ def main(argv=None) -> list[dict]:
                                             seed, config_overrides, training_overrides, options.diagnose,
                                             processor_overrides)
                 row[mode].append(result["accuracy"])
+                if f"{mode}_cue" in CUE_COLUMNS:
+                    row.setdefault(f"{mode}_cue", []).append(result[CUE_COLUMNS[f"{mode}_cue"]])
                 seconds.append(result["train_seconds"])
                 if options.diagnose:
                     row.setdefault("diagnostics", {})[f"{mode}-{seed}"] = result["diagnostics"]
@@ -269,7 +299,7 @@ def main(argv=None) -> list[dict]:
     if tuned:
         print(format_table(tuned, "Tasks used while tuning"))
     if held:
-        print(format_table(held, "Held-out tasks (families count and chord: never used while tuning)"))
+        print(format_table(held, "Held-out tasks (families size, chord and glide: never used while tuning)"))
     if options.plot:
         plot(rows, work_dir / f"learnability{'-' + options.tag if options.tag else ''}.png")
     return rows

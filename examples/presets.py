@@ -26,10 +26,14 @@ SMALL_CONFIG = {
 }
 # Processor settings of the small config (the paper's: crop_scales (1.0,), brightness (0.5, 1.0)).
 SMALL_PROCESSOR = {"crop_scales": MULTI_SCALE_CROP_SCALES, "brightness": 0.2}
-# Overrides of AVCANetTrainingArguments' paper defaults.
+# Overrides of AVCANetTrainingArguments' paper defaults. The learning rate was 3e-3 until issue 14's second round.
+# On the learnability tasks (8 tasks x 2 seeds) 3e-3 left some runs stuck: in one, the Video Swin's residual stream
+# grew a component shared by every clip, its last LayerNorm then gave all clips the same vector (feature spread
+# 0.001 against 0.6-0.7 in a healthy run) and the visual branch never recovered. At 1e-3, 11 of 16 audio-visual runs
+# reached 0.90 test accuracy (8 of 16 at 3e-3), and the demo still reaches 1.0 in its 8 epochs.
 SMALL_TRAINING = {
     "num_train_epochs": 8.0,
-    "learning_rate": 3e-3,
+    "learning_rate": 1e-3,
     "gradient_accumulation_steps": 1,
     "dataloader_num_workers": 2,
     "logging_steps": 5,

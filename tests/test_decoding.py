@@ -7,7 +7,16 @@ import pytest
 from media_samples import bright_corner, corner_marked, frame_index, grey_frames, tone, write
 
 from emotions_hf.data.video_writer import write_video
-from emotions_hf.decoding import probe, read_clip, sample_frame_indices
+from emotions_hf.decoding import (
+    FrameDecoder,
+    as_source,
+    open_container,
+    packet_timestamps,
+    probe,
+    read_clip,
+    sample_frame_indices,
+    video_stream,
+)
 from emotions_hf.errors import VideoReadError
 
 BACKENDS = ["pyav", "decord"]
@@ -130,6 +139,37 @@ def test_backends_agree_on_a_long_gop_video(tmp_path):
     np.testing.assert_array_equal(clips[0].sample.indices, clips[1].sample.indices)
     np.testing.assert_array_equal(frame_index(clips[0].frames), clips[0].sample.indices.reshape(-1))
     np.testing.assert_array_equal(frame_index(clips[1].frames), clips[1].sample.indices.reshape(-1))
+
+
+def test_frame_decoder_continues_across_calls_and_seeks_only_when_it_must(tmp_path):
+    """A timeline asks for later and later frames: one keyframe, so one seek for all forward calls; a frame
+    behind the decoder is read again from the keyframe."""
+    path = write(tmp_path / "gop.mp4", num_frames=32, video_options={"g": "250", "bf": "3"})
+    with open_container(as_source(path)) as container:
+        stream = video_stream(container, as_source(path))
+        pts, keyframes = packet_timestamps(container, stream)
+        assert len(keyframes) == 1
+        seeks = []
+
+        class CountingSeeks:  # the container, with its seeks recorded
+            def seek(self, offset, **kwargs):
+                seeks.append(offset)
+                return container.seek(offset, **kwargs)
+
+            def demux(self, *args):
+                return container.demux(*args)
+
+        decoder = FrameDecoder(CountingSeeks(), stream, as_source(path), keyframes, 16, 16)
+        # frame by frame (B-frames: a frame's packet often goes through the decoder before the frame is asked for)
+        for frame in range(2, 20):
+            np.testing.assert_array_equal(frame_index(decoder.decode(pts[[frame]])), [frame])
+        assert seeks == [pts[2]]
+        for frames in ([21, 22], [25], [26, 27, 28], [13], [29, 30, 31]):
+            np.testing.assert_array_equal(frame_index(decoder.decode(pts[frames])), frames)
+        assert seeks == [pts[2], pts[13]]  # [13] was behind the decoder; [29, 30, 31] continued from it
+        with pytest.raises(VideoReadError, match="cannot be decoded"):
+            decoder.decode(np.array([pts[-1] + 1000]))
+        decoder.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -60,6 +60,26 @@ def test_sound_cues_are_what_their_names_say():
     rising, falling = (np.abs(render_sound(rng, "envelope", v, 1.0)) for v in (0, 1))
     assert rising[-4000:].mean() > 10 * rising[:4000].mean()
     assert falling[:4000].mean() > 10 * falling[-4000:].mean()
+    rising, falling = (render_sound(rng, "glide", v, 1.0) for v in (0, 1))
+    assert _spectral_centroid(rising[-8000:]) > 2 * _spectral_centroid(rising[:8000])
+    assert _spectral_centroid(falling[:8000]) > 2 * _spectral_centroid(falling[-8000:])
+
+
+def _light_share(frame: np.ndarray) -> float:
+    """Share of a frame's pixels in the light discs: far brighter than the (dark) background's median."""
+    brightness = frame.astype(int).sum(-1)
+    return float((brightness > np.median(brightness) + 150).mean())
+
+
+def test_picture_cues_are_what_their_names_say():
+    """`count`: 1, 2 or 3 separate discs of one size; `size`: one disc whose area grows with the value."""
+    for value in range(3):
+        for k in range(4):
+            frame = render_picture(np.random.default_rng(10 * value + k), "count", value, 1, 64)[0]
+            assert _visible_discs(frame, (0, 0, 64, 64)) == value + 1
+    shares = [[_light_share(render_picture(np.random.default_rng(k), "size", value, 1, 64)[0]) for k in range(4)]
+              for value in range(3)]
+    assert max(shares[0]) < 0.5 * min(shares[1]) and max(shares[1]) < 0.5 * min(shares[2])
 
 
 def test_generate_task_writes_a_folder_that_prepare_reads(tmp_path):

@@ -19,9 +19,12 @@ from emotions_hf.processing_avcanet import AVCANetProcessor
 WINDOW = 1.0  # TINY has 4 snippets: a snippet is 0.25 s
 
 
-@pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    return pipeline("video-emotion", model=str(save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"))), device="cpu")
+@pytest.fixture(scope="module", params=["none", "layernorm"], ids=["plain-projection", "normed-projection"])
+def pipe(tmp_path_factory, request):
+    """The paper's plain F_v projection and the small preset's normalised one (`video_projection_norm`): a shared
+    snippet must go through every layer a window's forward applies to it."""
+    folder = save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), video_projection_norm=request.param)
+    return pipeline("video-emotion", model=str(folder), device="cpu")
 
 
 def textured_video(path, seconds, fps=25.0, seed=0):

@@ -494,53 +494,103 @@ def _read_clip_pyav(source, info, short_side, rng, num_threads, plan) -> Decoded
         end_time = float(pts[-1] + _frame_step(pts)) * base
         sample = sample_frame_indices(pts * base, end_time=end_time, rng=rng, **plan)
         wanted, inverse = np.unique(sample.indices, return_inverse=True)
-        frames = _decode_pts(container, stream, source, pts[wanted], keyframes, width, height)
+        decoder = FrameDecoder(container, stream, source, keyframes, width, height)
+        try:
+            frames = decoder.decode(pts[wanted])
+        finally:
+            decoder.close()
     order = inverse.reshape(-1)
     if not np.array_equal(order, np.arange(order.size)):  # repeated or out-of-order frames (short videos)
         frames = frames[order]
     return DecodedClip(frames=_upright(frames, info.rotation), sample=sample, info=info, backend="pyav")
 
 
-def _decode_pts(container, stream, source, targets: np.ndarray, keyframes: np.ndarray, width: int,
-                height: int) -> np.ndarray:
-    """(len(targets), height, width, 3) uint8: the frames whose pts are `targets` (sorted, unique),
-    seeking only when a keyframe lies ahead.
+class FrameDecoder:
+    """Decodes frames of one open video stream by pts, at (`width`, `height`), call after call.
 
-    Frames that are not wanted are not converted to RGB, and non-reference ones are not even
-    decoded (`skip_frame="NONREF"` while their packets go through the decoder). Wanted frames are
-    scaled while converted (swscale's bilinear kernel widens with the downscale factor, so it
-    antialiases) to planar RGB, copied straight into one preallocated channels-first array; the result
-    is its (N, H, W, 3) view, so `channels_first` of it is contiguous and converts to float in one fast
-    pass. (swscale's planar RGB is also faster than its packed rgb24, and no less accurate.)
+    It seeks only when a keyframe lies ahead of the frame it stands on (or when asked for a frame behind it): a
+    call for later frames continues where the previous one stopped. So a clip is read in one pass, and a
+    timeline, which asks for each window's new snippets in turn, reads the file about once instead of from a
+    keyframe per window.
+
+    Frames that are not wanted are not converted to RGB, and non-reference ones are not even decoded
+    (`skip_frame="NONREF"` while their packets go through the decoder). Wanted frames are scaled while converted
+    (swscale's bilinear kernel widens with the downscale factor, so it antialiases) to planar RGB, copied straight
+    into one preallocated channels-first array; the result is its (N, H, W, 3) view, so `channels_first` of it is
+    contiguous and converts to float in one fast pass. (swscale's planar RGB is also faster than its packed rgb24,
+    and no less accurate.)
     """
-    row_of = {int(t): row for row, t in enumerate(targets)}
-    out = np.empty((len(targets), 3, height, width), dtype=np.uint8)
-    done = np.zeros(len(targets), dtype=bool)
-    scaler = VideoReformatter()  # one scaler for the clip: a fresh one per frame costs far more
-    context = stream.codec_context
-    frames = None
-    position = None  # pts of the last frame that came out of the decoder
-    for row, target in enumerate(int(t) for t in targets):
-        if done[row]:
-            continue
-        keyframe = keyframes[max(np.searchsorted(keyframes, target, side="right") - 1, 0)] if len(keyframes) else 0
-        if frames is None or position is None or keyframe > position:
-            container.seek(target, stream=stream, backward=True, any_frame=False)
-            frames = _decode_from_here(container, stream, context, row_of, source)
-        for frame in frames:
-            position = frame.pts
-            hit = row_of.get(position)
-            if hit is not None and not done[hit]:
-                planar = scaler.reformat(frame, width=width, height=height, format="gbrp", interpolation="BILINEAR",
-                                         threads=context.thread_count)
-                _copy_planes(planar, out[hit])
-                done[hit] = True
-            if position >= target:
-                break
-        if not done[row]:
-            raise VideoReadError(source.name, f"frame at {float(target * stream.time_base):.3f}s cannot be decoded "
-                                              "(truncated or corrupt file)")
-    return out.transpose(0, 2, 3, 1)
+
+    def __init__(self, container, stream, source, keyframes: np.ndarray, width: int, height: int):
+        self.container, self.stream, self.source = container, stream, source
+        self.keyframes, self.width, self.height = keyframes, width, height
+        self._scaler = VideoReformatter()  # one scaler for all frames: a fresh one per frame costs far more
+        self._wanted: dict[int, int] = {}  # pts -> output row of the current call (read by the demuxing loop)
+        self._horizon = -1  # the current call's last pts: frames after it may be wanted by a later call
+        self._frames = None  # the decoding generator, alive between calls
+        self._position = None  # pts of the last frame that came out of the decoder
+
+    def close(self) -> None:
+        """End the decoding generator now (its `finally` restores the decoder's frame skipping)."""
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+
+    def _decoded_frames(self):
+        """The stream's frames from the last seek on. A packet is decoded in full when its frame is wanted now or
+        may be wanted by a later call (after the horizon); the others, before the horizon, only when other frames
+        refer to them (`skip_frame="NONREF"`)."""
+        context = self.stream.codec_context
+        try:
+            for packet in self.container.demux(self.stream):
+                key = packet.pts if packet.pts is not None else packet.dts
+                wanted = packet.size == 0 or key is None or key in self._wanted or key > self._horizon
+                context.skip_frame = "DEFAULT" if wanted else "NONREF"
+                yield from packet.decode()
+        except av.FFmpegError as error:
+            raise VideoReadError(self.source.name, f"decoding failed ({error})") from None
+        finally:
+            context.skip_frame = "DEFAULT"
+
+    def decode(self, targets: np.ndarray) -> np.ndarray:
+        """(len(targets), height, width, 3) uint8: the frames whose pts are `targets` (sorted, unique)."""
+        self._wanted.clear()
+        self._wanted.update((int(t), row) for row, t in enumerate(targets))
+        self._horizon = int(targets[-1]) if len(targets) else -1
+        out = np.empty((len(targets), 3, self.height, self.width), dtype=np.uint8)
+        done = np.zeros(len(targets), dtype=bool)
+        context = self.stream.codec_context
+        for row, target in enumerate(int(t) for t in targets):
+            if done[row]:
+                continue
+            keyframes = self.keyframes
+            keyframe = keyframes[max(np.searchsorted(keyframes, target, side="right") - 1, 0)] if len(keyframes) else 0
+            # (A second, fresh pass is a safeguard: continuing should never miss a frame, since frames after a
+            # call's horizon are decoded in full.)
+            for fresh in (False, True):
+                if fresh or self._frames is None or self._position is None or keyframe > self._position \
+                        or target <= self._position:
+                    self.close()
+                    self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+                    self._frames = self._decoded_frames()
+                    self._position, fresh = None, True
+                for frame in self._frames:
+                    self._position = frame.pts
+                    hit = self._wanted.get(self._position)
+                    if hit is not None and not done[hit]:
+                        planar = self._scaler.reformat(frame, width=self.width, height=self.height, format="gbrp",
+                                                       interpolation="BILINEAR", threads=context.thread_count)
+                        _copy_planes(planar, out[hit])
+                        done[hit] = True
+                    if self._position >= target:
+                        break
+                if done[row] or fresh:
+                    break
+            if not done[row]:
+                self.close()  # the stream ended or was corrupt: a later call starts afresh
+                raise VideoReadError(self.source.name, f"frame at {float(target * self.stream.time_base):.3f}s cannot "
+                                                       "be decoded (truncated or corrupt file)")
+        return out.transpose(0, 2, 3, 1)
 
 
 def _copy_planes(frame, dest: np.ndarray) -> None:
@@ -550,22 +600,11 @@ def _copy_planes(frame, dest: np.ndarray) -> None:
         dest[channel] = np.frombuffer(plane, np.uint8, count=height * plane.line_size).reshape(height, -1)[:, :width]
 
 
-def _decode_from_here(container, stream, context, wanted, source):
-    try:
-        for packet in container.demux(stream):
-            key = packet.pts if packet.pts is not None else packet.dts
-            context.skip_frame = "DEFAULT" if (packet.size == 0 or key in wanted) else "NONREF"
-            yield from packet.decode()
-    except av.FFmpegError as error:
-        raise VideoReadError(source.name, f"decoding failed ({error})") from None
-    finally:
-        context.skip_frame = "DEFAULT"
-
-
 __all__ = [
     "BACKENDS",
     "ContentTimes",
     "DecodedClip",
+    "FrameDecoder",
     "FrameSample",
     "MediaSource",
     "VideoInfo",

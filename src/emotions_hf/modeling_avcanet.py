@@ -460,16 +460,16 @@ class AVCANetModel(AVCANetPreTrainedModel):
             raise ValueError(f"pixel_values and input_features disagree on the batch size: {batch_sizes}")
         return batch_sizes[0]
 
-    def encode_video(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(B, s, T, 3, H, W) -> F_v (B, s, C1): all snippets of all videos through the backbone at once; the
-        pooled features pass `video_feature_dropout` (training only) before the projection."""
-        batch, snippets = pixel_values.shape[:2]
-        clips = pixel_values.flatten(0, 1).transpose(1, 2)  # (B·s, 3, T, H, W)
+    def _video_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """(N, 3, T, H, W) -> (N, C1): backbone, `video_feature_dropout` (training only), projection and its norm."""
         pooled = self.video_feature_dropout(self.video_encoder(clips).pooler_output)
         features = self.video_projection(pooled)
-        if self.video_projection_norm is not None:
-            features = self.video_projection_norm(features)
-        return features.view(batch, snippets, -1)
+        return features if self.video_projection_norm is None else self.video_projection_norm(features)
+
+    def encode_video(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, s, T, 3, H, W) -> F_v (B, s, C1): all snippets of all videos through the backbone at once."""
+        batch, snippets = pixel_values.shape[:2]
+        return self._video_features(pixel_values.flatten(0, 1).transpose(1, 2)).view(batch, snippets, -1)
 
     def _encode_audio_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         pooled = self.audio_encoder(chunks).pooler_output.flatten(1)
@@ -493,7 +493,7 @@ class AVCANetModel(AVCANetPreTrainedModel):
     def encode_snippets(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(N, T, 3, H, W) -> F_v (N, C1) of N independent snippets: a snippet's features depend on its frames
         alone, so a timeline computes each snippet once and shares it between the windows that contain it."""
-        return self.video_projection(self.video_encoder(pixel_values.transpose(1, 2)).pooler_output)
+        return self._video_features(pixel_values.transpose(1, 2))
 
     def fuse_snippets(self, video: torch.Tensor | None, audio: torch.Tensor | None,
                       audio_mask: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:

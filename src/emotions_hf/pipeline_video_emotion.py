@@ -9,9 +9,10 @@ not grow with the length of the video.
 
 Overlapping windows share snippets: a window of W s is s snippets of W/s s, and a window starting
 at a multiple of W/s has the snippets of a grid over the whole video. So a file's timeline decodes
-and encodes (Video Swin) each distinct snippet once, identified by the frames it takes, keeps its
-features F_v only while a later window still needs them, and runs only the audio encoder, LGF and
-the head per window (`AVCANetModel.encode_snippets`, `classify_snippet_features`). Where the stride
+and encodes (Video Swin) each distinct snippet once, identified by the frames it takes (one
+`FrameDecoder` goes on from window to window: the file is read about once, not from a keyframe per
+window), keeps its features F_v only while a later window still needs them, and runs only the audio
+encoder, LGF and the head per window (`AVCANetModel.encode_snippets`, `classify_snippet_features`). Where the stride
 is a multiple of W/s the result is today's per-window computation (the same frames, the same
 audio); otherwise every window but the last is computed as the window starting at the nearest
 multiple of W/s (at most W/(2s) = 0.16 s earlier or later at the defaults; reported with its planned
@@ -36,8 +37,8 @@ from transformers.pipelines.base import ChunkPipeline
 from .audio_features import read_audio
 from .decoding import (
     ContentTimes,
+    FrameDecoder,
     _coded_size,
-    _decode_pts,
     _frame_step,
     _upright,
     _video_info,
@@ -166,7 +167,8 @@ class _WindowSnippets:
 class _SnippetGrid:
     """A file's frames decoded as `AVCANetVideoProcessor` decodes a clip in evaluation (PyAV, shorter side
     `image_size`, upright), but by snippet: a timeline samples each window with the processor's sampler and
-    decodes only the snippets no earlier window took. One container stays open for the whole timeline."""
+    decodes only the snippets no earlier window took. One container and one decoder stay open for the whole
+    timeline."""
 
     def __init__(self, video, video_processor):
         self.source = as_source(video)
@@ -178,9 +180,11 @@ class _SnippetGrid:
             self.info = _video_info(self.container, self.source)
             self.container.seek(0)
             self.size = _coded_size(self.info, video_processor.image_size)
-            self.pts, self.keyframes = packet_timestamps(self.container, self.stream)
+            self.pts, keyframes = packet_timestamps(self.container, self.stream)
             if not len(self.pts):
                 raise VideoReadError(self.source.name, "the video stream has no frames")
+            # one decoder for the whole timeline: each window's new snippets continue where the last ones ended
+            self.decoder = FrameDecoder(self.container, self.stream, self.source, keyframes, *self.size)
             base = float(self.stream.time_base)
             self.times = self.pts * base
             self.end_time = float(self.pts[-1] + _frame_step(self.pts)) * base
@@ -189,6 +193,7 @@ class _SnippetGrid:
             raise
 
     def close(self) -> None:
+        self.decoder.close()
         self.container.close()
 
     def snippets(self, clip_range) -> list[tuple]:
@@ -201,13 +206,13 @@ class _SnippetGrid:
         """(s·T, H, W, 3) uint8: the frames of `snippets` in order, padded to s snippets with copies of the
         first frame (the processor samples s·T frames one to one; the padding is never encoded)."""
         indices = np.asarray(snippets, dtype=np.int64).reshape(-1)
-        if not len(indices):
-            indices = np.zeros(1, np.int64)  # no new snippet: one frame so the processor has an input
-        wanted, inverse = np.unique(indices, return_inverse=True)
-        width, height = self.size
-        frames = _decode_pts(self.container, self.stream, self.source, self.pts[wanted], self.keyframes, width,
-                             height)
-        frames = _upright(frames[inverse.reshape(-1)], self.info.rotation)
+        if len(indices):
+            wanted, inverse = np.unique(indices, return_inverse=True)
+            frames = self.decoder.decode(self.pts[wanted])[inverse.reshape(-1)]
+        else:  # no new snippet: one blank frame so the processor has an input (never encoded, nothing decoded)
+            width, height = self.size
+            frames = np.zeros((1, height, width, 3), np.uint8)
+        frames = _upright(frames, self.info.rotation)
         missing = self.num_snippets * self.frames_per_snippet - len(frames)
         if missing > 0:
             frames = np.concatenate([frames, np.broadcast_to(frames[:1], (missing, *frames.shape[1:]))])

@@ -10,7 +10,10 @@ Gradient norms are taken *before* the Trainer clips them (a post-accumulate-grad
 the norm of its finished gradient), per branch: `video` (Video Swin + its projection), `audio` (ResNet + its
 projection), `audio_stem` (the ResNet's first conv, the one that sees raw MFCC values), `lgf` (LISF + GLCF),
 `head`. Forward hooks record the LISF self/cross gates (Eq. 9) and the integration weights (Eq. 10-11) of each
-modality, the pooled embedding norms |E_v|, |E_a|, and the statistics of the MFCC input the model sees.
+modality, the pooled embedding norms |E_v|, |E_a|, the statistics of the MFCC input the model sees, and the spread
+of each encoder's snippet features F_v, F_a over the batch (`feature_spread_video` / `_audio`: their standard
+deviation across snippets over their root mean square). A spread near 0 means the encoder maps every clip to the
+same vector: a collapsed branch, which no longer learns (the Video Swin at too high a learning rate, issue 14).
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ def branch_of(name: str) -> str | None:
     return None
 
 
+def feature_spread(features: torch.Tensor) -> float:
+    """(..., C) features -> standard deviation over all leading positions (mean over channels) / their RMS."""
+    flat = features.reshape(-1, features.shape[-1]).float()
+    return float(flat.std(0).mean() / flat.square().mean().sqrt().clamp_min(1e-12))
+
+
 class BranchStatsCallback(TrainerCallback):
     """Records, per optimiser step, the pre-clipping gradient norm of each branch and forward statistics."""
 
@@ -57,7 +66,7 @@ class BranchStatsCallback(TrainerCallback):
 
     def _record(self, key, value):
         if torch.is_grad_enabled():  # training forwards only
-            self._forward[key].append(float(value))
+            self._forward[key].append(float(value.detach() if torch.is_tensor(value) else value))
 
     def _add_forward_hooks(self, model):
         base = model.avcanet
@@ -73,6 +82,10 @@ class BranchStatsCallback(TrainerCallback):
             pixels = kwargs.get("pixel_values", args[0] if args else None)
             if pixels is not None:
                 self._record("pixel_std", pixels.std())
+            for modality in ("video", "audio"):
+                features = getattr(output, f"{modality}_snippet_embeds")
+                if features is not None:
+                    self._record(f"feature_spread_{modality}", feature_spread(features.detach()))
             if output.video_embeds is not None:
                 self._record("video_embed_norm", output.video_embeds.norm(dim=-1).mean())
             if output.audio_embeds is not None:
@@ -141,4 +154,4 @@ class BranchStatsCallback(TrainerCallback):
         return out
 
 
-__all__ = ["BRANCHES", "BranchStatsCallback", "branch_of"]
+__all__ = ["BRANCHES", "BranchStatsCallback", "branch_of", "feature_spread"]

@@ -1,0 +1,50 @@
+"""The branch statistics `bench/learnability.py --diagnose` prints: gradient norms per branch, feature spread."""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from emotions_hf.training.diagnostics import BRANCHES, BranchStatsCallback, branch_of, feature_spread
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+
+def _small_model():
+    from presets import SMALL_CONFIG
+
+    from emotions_hf.configuration_avcanet import AVCANetConfig
+    from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
+
+    torch.manual_seed(0)
+    return AVCANetForVideoClassification(AVCANetConfig(**SMALL_CONFIG, num_labels=6))
+
+
+def test_feature_spread_is_zero_for_a_collapsed_encoder():
+    assert feature_spread(torch.ones(4, 3, 8) * torch.randn(8)) < 1e-6
+    assert feature_spread(torch.randn(4, 3, 8)) > 0.5
+
+
+def test_every_parameter_but_the_loss_buffers_has_a_branch():
+    model = _small_model()
+    assert {branch_of(name) for name, _ in model.named_parameters()} == set(BRANCHES)
+
+
+def test_one_step_records_gradients_per_branch_and_the_spread_of_each_encoder():
+    model = _small_model().train()
+    stats = BranchStatsCallback(model)
+    pixels, mfcc = torch.randn(3, 4, 2, 3, 32, 32), torch.randn(3, 4, 16, 16)
+    model(pixel_values=pixels, input_features=mfcc, labels=torch.tensor([0, 1, 2])).loss.backward()
+    stats.on_pre_optimizer_step(None, SimpleNamespace(global_step=0), None)
+    record = stats.history[-1]
+    assert all(record[f"grad_{branch}"] > 0 for branch in BRANCHES)
+    assert record["feature_spread_video"] > 0.1 and record["feature_spread_audio"] > 0.1
+    # the same clip and sound for every snippet of every sample (and no dropout): what a collapsed encoder outputs
+    model.eval()
+    model(pixel_values=pixels[:1].expand(3, 4, 2, 3, 32, 32)[:, :1].expand(3, 4, 2, 3, 32, 32),
+          input_features=mfcc[:1, :1].expand(3, 4, 16, 16), labels=torch.tensor([0, 1, 2])).loss.backward()
+    stats.on_pre_optimizer_step(None, SimpleNamespace(global_step=1), None)
+    assert stats.history[-1]["feature_spread_video"] < 1e-3
+    stats.remove()
+    assert not stats._handles
