@@ -172,6 +172,23 @@ def test_frame_decoder_continues_across_calls_and_seeks_only_when_it_must(tmp_pa
         decoder.close()
 
 
+class _SkipsEveryUnwantedFrame(FrameDecoder):
+    """A decoder without the horizon rule: frames not wanted by the current call are skipped when they can be."""
+
+    _horizon = property(lambda self: 1 << 62, lambda self, value: None)
+
+
+def test_frame_decoder_reads_a_frame_again_when_continuing_missed_it(tmp_path):
+    path = write(tmp_path / "gop.mp4", num_frames=32, video_options={"g": "250", "bf": "3"})
+    with open_container(as_source(path)) as container:
+        stream = video_stream(container, as_source(path))
+        pts, keyframes = packet_timestamps(container, stream)
+        decoder = _SkipsEveryUnwantedFrame(container, stream, as_source(path), keyframes, 16, 16)
+        for frame in range(2, 20):  # B-frames skipped during an earlier call are read again from the keyframe
+            np.testing.assert_array_equal(frame_index(decoder.decode(pts[[frame]])), [frame])
+        decoder.close()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_variable_frame_rate_file_is_sampled_by_time(tmp_path, backend):
     times = np.concatenate([np.arange(20) * 0.025, 0.5 + np.arange(5) * 0.3])

@@ -133,6 +133,18 @@ def test_fast_learnability_subset(tmp_path):
     assert 0.25 <= audio["accuracy"] <= 0.6, audio
 
 
+def test_cue_accuracies_score_each_cue_of_the_predicted_class():
+    import learnability
+
+    # classes 2·picture + sound: 0 = (0, 0), 1 = (0, 1), 2 = (1, 0), 3 = (1, 1), 4 = (2, 0), 5 = (2, 1)
+    scores = learnability.cue_accuracies(np.array([0, 1, 2, 5]), np.array([0, 0, 3, 4]))
+    assert scores == {"picture_accuracy": 1.0, "sound_accuracy": 0.25}
+    table = learnability.format_table([{"task": "pattern-band", "audio-visual": [0.95], "visual": [0.3],
+                                        "audio": [0.3], "visual_cue": [1.0], "audio_cue": [0.8]}], "t")
+    row = table.splitlines()[3].split()
+    assert row[1:6] == ["0.95", "0.30*", "0.30", "1.00", "0.80*"]
+
+
 def _small_model(**overrides):
     from presets import SMALL_CONFIG
 

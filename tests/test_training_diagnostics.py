@@ -1,24 +1,11 @@
 """The branch statistics `bench/learnability.py --diagnose` prints: gradient norms per branch, feature spread."""
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from test_learnability import _small_model
 
 from emotions_hf.training.diagnostics import BRANCHES, BranchStatsCallback, branch_of, feature_spread
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-
-
-def _small_model():
-    from presets import SMALL_CONFIG
-
-    from emotions_hf.configuration_avcanet import AVCANetConfig
-    from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
-
-    torch.manual_seed(0)
-    return AVCANetForVideoClassification(AVCANetConfig(**SMALL_CONFIG, num_labels=6))
 
 
 def test_feature_spread_is_zero_for_a_collapsed_encoder():

@@ -534,7 +534,7 @@ class FrameDecoder:
         """End the decoding generator now (its `finally` restores the decoder's frame skipping)."""
         if self._frames is not None:
             self._frames.close()
-            self._frames = None
+        self._frames, self._position = None, None
 
     def _decoded_frames(self):
         """The stream's frames from the last seek on. A packet is decoded in full when its frame is wanted now or
@@ -552,6 +552,26 @@ class FrameDecoder:
         finally:
             context.skip_frame = "DEFAULT"
 
+    def _restart(self, target: int) -> None:
+        """Seek to the keyframe at or before `target` and decode from there."""
+        self.close()
+        self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+        self._frames, self._position = self._decoded_frames(), None
+
+    def _read_until(self, target: int, out: np.ndarray, done: np.ndarray) -> None:
+        """Decode on to the first frame at or after `target`, converting every wanted frame met on the way."""
+        threads = self.stream.codec_context.thread_count
+        for frame in self._frames:
+            self._position = frame.pts
+            hit = self._wanted.get(self._position)
+            if hit is not None and not done[hit]:
+                planar = self._scaler.reformat(frame, width=self.width, height=self.height, format="gbrp",
+                                               interpolation="BILINEAR", threads=threads)
+                _copy_planes(planar, out[hit])
+                done[hit] = True
+            if self._position >= target:
+                return
+
     def decode(self, targets: np.ndarray) -> np.ndarray:
         """(len(targets), height, width, 3) uint8: the frames whose pts are `targets` (sorted, unique)."""
         self._wanted.clear()
@@ -559,33 +579,19 @@ class FrameDecoder:
         self._horizon = int(targets[-1]) if len(targets) else -1
         out = np.empty((len(targets), 3, self.height, self.width), dtype=np.uint8)
         done = np.zeros(len(targets), dtype=bool)
-        context = self.stream.codec_context
         for row, target in enumerate(int(t) for t in targets):
             if done[row]:
                 continue
-            keyframes = self.keyframes
-            keyframe = keyframes[max(np.searchsorted(keyframes, target, side="right") - 1, 0)] if len(keyframes) else 0
-            # (A second, fresh pass is a safeguard: continuing should never miss a frame, since frames after a
-            # call's horizon are decoded in full.)
-            for fresh in (False, True):
-                if fresh or self._frames is None or self._position is None or keyframe > self._position \
-                        or target <= self._position:
-                    self.close()
-                    self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
-                    self._frames = self._decoded_frames()
-                    self._position, fresh = None, True
-                for frame in self._frames:
-                    self._position = frame.pts
-                    hit = self._wanted.get(self._position)
-                    if hit is not None and not done[hit]:
-                        planar = self._scaler.reformat(frame, width=self.width, height=self.height, format="gbrp",
-                                                       interpolation="BILINEAR", threads=context.thread_count)
-                        _copy_planes(planar, out[hit])
-                        done[hit] = True
-                    if self._position >= target:
-                        break
-                if done[row] or fresh:
-                    break
+            at = np.searchsorted(self.keyframes, target, side="right") - 1
+            keyframe = self.keyframes[max(at, 0)] if len(self.keyframes) else 0
+            restarted = self._position is None or keyframe > self._position or target <= self._position
+            if restarted:
+                self._restart(target)
+            self._read_until(target, out, done)
+            if not done[row] and not restarted:
+                # a safeguard for streams whose frames break the horizon rule: read the frame again from a keyframe
+                self._restart(target)
+                self._read_until(target, out, done)
             if not done[row]:
                 self.close()  # the stream ended or was corrupt: a later call starts afresh
                 raise VideoReadError(self.source.name, f"frame at {float(target * self.stream.time_base):.3f}s cannot "
