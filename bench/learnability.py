@@ -5,7 +5,11 @@ Each task is one picture cue family times one sound cue family (`emotions_hf.dat
 For every task this writes the videos (real mp4 + AAC), prepares them with `emotions-hf prepare`'s
 `prepare()`, trains the `small` config audio-visual, visual-only and audio-only with the same recipe
 (`examples/presets.py`), and fits a linear probe (logistic regression) on simple features (mean/std MFCC,
-mean/std colour, spatial and temporal gradient energies). Held-out tasks (families never used while tuning
+mean/std colour, spatial and temporal gradient energies). The trained audio-visual model is also evaluated as
+its int8 copy (`emotions_hf.quantization.quantize_int8`, what `pipeline(..., quantize="int8")` runs; `--no_int8`
+skips it), the accuracy cost of that opt-in, and its own branches are read alone: the picture value its visual
+logit term gives and the sound value its audio term gives (`AV v. cue` / `AV a. cue`), which say which branch a
+fused model that falls short under-trains. Held-out tasks (families never used while tuning
 the model or the recipe) are reported in their own table.
 
     python bench/learnability.py                              # every task, 1 seed
@@ -45,6 +49,12 @@ MODES = ("audio-visual", "visual", "audio")
 CEILINGS = {"audio-visual": 1.0, "visual": 1 / NUM_SOUND_VALUES, "audio": 1 / NUM_PICTURE_VALUES}
 # A single-modality model's accuracy on its own cue (`cue_accuracies`), a column of the table per mode.
 CUE_COLUMNS = {"visual_cue": "picture_accuracy", "audio_cue": "sound_accuracy"}
+# The audio-visual model's own branches: the picture value read from its visual logit term, the sound value from its
+# audio term (`fused_cue_accuracies`). Where the fused model misses but both single-modality models learn their cue,
+# these say which branch the fusion under-trains.
+FUSED_CUE_COLUMNS = {"fused_visual_cue": "fused_picture_accuracy", "fused_audio_cue": "fused_sound_accuracy"}
+# The audio-visual model's accuracy once quantized to int8 (issue 15: what `quantize="int8"` costs in accuracy).
+INT8_COLUMN = "audio-visual_int8"
 # The suite's processor: the paper's full-shorter-side crop, NOT the demo's multi-scale crops (SMALL_PROCESSOR).
 # Training crops must keep every picture cue: a corner or centre crop of 0.71 / 0.59 / 0.5 of the side shows another
 # number of discs than the `count` label in ~19% / 53% / 65% of crops (`tests/test_learnability.py`), so the
@@ -70,8 +80,9 @@ def prepared_task(work_dir: Path, task: str, videos_per_class: int, data_seed: i
 
 def train_and_evaluate(dataset: Path, modality: str, output_dir: Path, epochs: float, seed: int,
                        config_overrides: dict | None = None, training_overrides: dict | None = None,
-                       diagnose: bool = False, processor_overrides: dict | None = None) -> dict:
-    """Train the small config on one prepared task with the small recipe; return test accuracy (and stats)."""
+                       diagnose: bool = False, processor_overrides: dict | None = None, int8: bool = False) -> dict:
+    """Train the small config on one prepared task with the small recipe; return test accuracy (and stats).
+    `int8`: also evaluate the trained model's `quantize_int8` copy (the pipeline's `quantize="int8"`)."""
     from transformers import set_seed
 
     from emotions_hf.configuration_avcanet import AVCANetConfig
@@ -79,6 +90,7 @@ def train_and_evaluate(dataset: Path, modality: str, output_dir: Path, epochs: f
     from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
     from emotions_hf.processing_avcanet import AVCANetProcessor
     from emotions_hf.training import AVCANetTrainer, AVCANetTrainingArguments, labels_from_dataset
+    from emotions_hf.training.trainer import LOSS_TERMS
 
     data = load_prepared(dataset, "all")
     labels = labels_from_dataset(data["train"])
@@ -108,11 +120,19 @@ def train_and_evaluate(dataset: Path, modality: str, output_dir: Path, epochs: f
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    prediction = trainer.predict(data["test"], metric_key_prefix="test")
+    # the audio-visual model's visual and audio logit terms too (the Trainer keeps only the fused logits by default)
+    keep_terms = {"ignore_keys": list(LOSS_TERMS)} if modality == "audio-visual" else {}
+    prediction = trainer.predict(data["test"], metric_key_prefix="test", **keep_terms)
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    predicted = np.argmax(logits, axis=-1)
     result = {"accuracy": float(prediction.metrics["test_accuracy"]), "train_seconds": seconds,
-              "num_test": len(data["test"]),
-              **cue_accuracies(np.argmax(logits, axis=-1), np.asarray(prediction.label_ids))}
+              "num_test": len(data["test"]), **cue_accuracies(predicted, np.asarray(prediction.label_ids))}
+    if modality == "audio-visual" and isinstance(prediction.predictions, tuple):
+        visual_logits, audio_logits = prediction.predictions[1:3]  # the output's fields, in order
+        if visual_logits.shape == audio_logits.shape == logits.shape:
+            result.update(fused_cue_accuracies(visual_logits, audio_logits, np.asarray(prediction.label_ids)))
+    if int8:
+        result.update(int8_accuracy(trainer, data["test"], predicted))
     if stats is not None:
         stats.remove()
         result["diagnostics"] = stats.summary()
@@ -129,6 +149,41 @@ def cue_accuracies(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float
     true_picture, true_sound = np.divmod(labels, NUM_SOUND_VALUES)
     return {"picture_accuracy": float(np.mean(picture == true_picture)),
             "sound_accuracy": float(np.mean(sound == true_sound))}
+
+
+def fused_cue_accuracies(visual_logits: np.ndarray, audio_logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How well the fused model's own branches know their cue: the picture value whose classes the visual term
+    scores highest (log-sum-exp over the sound values) and the sound value the audio term scores highest. The
+    multi-task loss trains each term alone on the class, so each should carry its modality's cue."""
+    from scipy.special import logsumexp
+
+    grid = (-1, NUM_PICTURE_VALUES, NUM_SOUND_VALUES)  # class 2·picture + sound -> [picture, sound]
+    picture = logsumexp(visual_logits.reshape(grid), axis=2).argmax(1)
+    sound = logsumexp(audio_logits.reshape(grid), axis=1).argmax(1)
+    true_picture, true_sound = np.divmod(labels, NUM_SOUND_VALUES)
+    return {"fused_picture_accuracy": float(np.mean(picture == true_picture)),
+            "fused_sound_accuracy": float(np.mean(sound == true_sound))}
+
+
+def int8_accuracy(trainer, test_set, float_predicted: np.ndarray) -> dict[str, float]:
+    """Test accuracy of the trained model's int8 copy (`emotions_hf.quantization.quantize_int8`, what
+    `pipeline(..., quantize="int8")` runs) and how often its top-1 agrees with the float model's; {} where this
+    torch has no int8 kernels."""
+    from emotions_hf.quantization import QuantizationUnavailableError, quantize_int8
+
+    try:
+        quantized = quantize_int8(trainer.model)
+    except QuantizationUnavailableError as error:
+        print(f"int8 skipped: {error}")
+        return {}
+    float_model, trainer.model = trainer.model, quantized
+    try:
+        prediction = trainer.predict(test_set, metric_key_prefix="test")
+    finally:
+        trainer.model = float_model
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return {"int8_accuracy": float(prediction.metrics["test_accuracy"]),
+            "int8_agreement": float(np.mean(np.argmax(logits, axis=-1) == float_predicted))}
 
 
 # ------------------------------------------------------------------------------------------------ linear probe
@@ -176,7 +231,7 @@ def verdict(mode: str, accuracy: float, av_target: float = 0.9, tolerance: float
     """`mode` is one of MODES (class accuracy) or a `*_cue` column (accuracy on the modality's own cue)."""
     if mode == "audio-visual":
         return "ok" if accuracy >= av_target else "LOW"
-    if mode in CUE_COLUMNS:
+    if mode in CUE_COLUMNS or mode in FUSED_CUE_COLUMNS:
         return "ok" if accuracy >= 1.0 - tolerance else "LOW"
     return "ok" if abs(accuracy - CEILINGS[mode]) <= tolerance else ("LOW" if accuracy < CEILINGS[mode] else "HIGH")
 
@@ -190,13 +245,14 @@ def _cell(values: list[float], column: str) -> str:
 
 
 def format_table(rows: list[dict], title: str) -> str:
-    columns = (*MODES, *CUE_COLUMNS)
+    columns = (*MODES, *CUE_COLUMNS, *FUSED_CUE_COLUMNS)
     head = (f"{'task':18s} {'AV':>11s} {'visual':>11s} {'audio':>11s} {'visual cue':>11s} {'audio cue':>11s} "
-            f"{'probe':>6s} {'s/run':>6s}")
-    ceilings = [1.0, CEILINGS["visual"], CEILINGS["audio"], 1.0, 1.0]
+            f"{'AV v. cue':>11s} {'AV a. cue':>11s} {'AV int8':>11s} {'probe':>6s} {'s/run':>6s}")
+    ceilings = [1.0, CEILINGS["visual"], CEILINGS["audio"], 1.0, 1.0, 1.0, 1.0]
     lines = [title, head, f"{'(ceiling)':18s} " + " ".join(f"{c:>11.2f}" for c in ceilings)]
     for row in rows:
         cells = [_cell(row.get(column) or [], column) for column in columns]
+        cells.append(_cell(row.get(INT8_COLUMN) or [], "audio-visual"))  # held to the same target as float
         probe = f"{row['probe']:.2f}" if row.get("probe") is not None else "-"
         lines.append(f"{row['task']:18s} " + " ".join(f"{c:>11s}" for c in cells)
                      + f" {probe:>6s} {row.get('seconds', float('nan')):6.0f}")
@@ -204,6 +260,8 @@ def format_table(rows: list[dict], title: str) -> str:
                  "accuracy >= 0.90)")
     lines.append("visual cue / audio cue: how often the visual-only model gets the picture value right / the audio-only "
                  "model the sound value")
+    lines.append("AV v. cue / AV a. cue: the same, read from the audio-visual model's visual / audio logit term")
+    lines.append("AV int8: the audio-visual model's int8 copy (pipeline(..., quantize='int8')), the same test videos")
     return "\n".join(lines)
 
 
@@ -250,6 +308,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--processor_overrides", default=None, help="e.g. 'mfcc_normalization=\"none\"'")
     parser.add_argument("--no_probe", action="store_true")
     parser.add_argument("--diagnose", action="store_true", help="record per-branch gradient norms, gates, inputs")
+    parser.add_argument("--no_int8", action="store_true", help="skip evaluating the audio-visual model in int8")
     parser.add_argument("--work_dir", default="outputs/learnability")
     parser.add_argument("--tag", default="", help="a name for this run in results.jsonl")
     parser.add_argument("--plot", action="store_true")
@@ -274,8 +333,15 @@ def main(argv=None) -> list[dict]:
             for seed in options.seeds:
                 result = train_and_evaluate(dataset, mode, work_dir / "runs" / f"{task}-{mode}-{seed}", epochs,
                                             seed, config_overrides, training_overrides, options.diagnose,
-                                            processor_overrides)
+                                            processor_overrides, int8=mode == "audio-visual" and not options.no_int8)
                 row[mode].append(result["accuracy"])
+                if mode == "audio-visual":
+                    for column, key in FUSED_CUE_COLUMNS.items():
+                        if key in result:
+                            row.setdefault(column, []).append(result[key])
+                if "int8_accuracy" in result:
+                    row.setdefault(INT8_COLUMN, []).append(result["int8_accuracy"])
+                    row.setdefault("audio-visual_int8_agreement", []).append(result["int8_agreement"])
                 if f"{mode}_cue" in CUE_COLUMNS:
                     row.setdefault(f"{mode}_cue", []).append(result[CUE_COLUMNS[f"{mode}_cue"]])
                 seconds.append(result["train_seconds"])

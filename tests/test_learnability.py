@@ -124,9 +124,13 @@ def test_fast_learnability_subset(tmp_path):
     dataset = learnability.prepared_task(tmp_path, "colour-band", videos_per_class=10, data_seed=0,
                                          duration=(1.0, 1.5), size=32)
     common = {"epochs": 10, "seed": 1, "training_overrides": {"dataloader_num_workers": 0, "logging_steps": 50}}
-    fused = learnability.train_and_evaluate(dataset, "audio-visual", tmp_path / "av", **common)
+    fused = learnability.train_and_evaluate(dataset, "audio-visual", tmp_path / "av", int8=True, **common)
     audio = learnability.train_and_evaluate(dataset, "audio", tmp_path / "audio", **common)
     assert fused["accuracy"] >= 0.75, fused
+    assert 0.0 <= fused["fused_picture_accuracy"] <= 1.0 and 0.0 <= fused["fused_sound_accuracy"] <= 1.0, fused
+    if "int8_accuracy" in fused:  # absent only where this torch has no int8 kernels
+        # the int8 copy of the same trained model: it may flip a near-tie, not a whole class
+        assert fused["int8_agreement"] >= 0.75 and abs(fused["int8_accuracy"] - fused["accuracy"]) <= 0.25, fused
     # Each test video's sound is shared by 3 classes: the best a sound-only model can do is guess among them.
     # With 2 test videos per class, that bound is max over the 2 bands of the share predictable = 1/3 + luck;
     # any value above 0.6 would mean the sound leaks the picture.
@@ -140,9 +144,26 @@ def test_cue_accuracies_score_each_cue_of_the_predicted_class():
     scores = learnability.cue_accuracies(np.array([0, 1, 2, 5]), np.array([0, 0, 3, 4]))
     assert scores == {"picture_accuracy": 1.0, "sound_accuracy": 0.25}
     table = learnability.format_table([{"task": "pattern-band", "audio-visual": [0.95], "visual": [0.3],
-                                        "audio": [0.3], "visual_cue": [1.0], "audio_cue": [0.8]}], "t")
+                                        "audio": [0.3], "visual_cue": [1.0], "audio_cue": [0.8],
+                                        "fused_visual_cue": [0.5], "fused_audio_cue": [1.0],
+                                        learnability.INT8_COLUMN: [0.85]}], "t")
     row = table.splitlines()[3].split()
-    assert row[1:6] == ["0.95", "0.30*", "0.30", "1.00", "0.80*"]
+    assert row[1:9] == ["0.95", "0.30*", "0.30", "1.00", "0.80*", "0.50*", "1.00", "0.85*"]
+
+
+def test_fused_cue_accuracies_read_each_cue_from_its_own_logit_term():
+    import learnability
+
+    labels = np.array([0, 3, 4, 5])  # (picture, sound) = (0, 0), (1, 1), (2, 0), (2, 1)
+    visual = np.full((4, 6), -5.0)
+    audio = np.full((4, 6), -5.0)
+    for row, (picture, sound) in enumerate([(0, 0), (1, 1), (0, 0), (2, 1)]):
+        visual[row, 2 * picture:2 * picture + 2] = 3.0  # the picture value's two classes, whatever the sound
+        audio[row, sound::2] = 3.0  # the sound value's three classes, whatever the picture
+    # the top class (5) has sound 1, but the three classes of sound 0 together outweigh it (log-sum-exp)
+    audio[3] = np.array([5.0, 0.0, 5.0, 0.0, 5.0, 5.5])
+    scores = learnability.fused_cue_accuracies(visual, audio, labels)
+    assert scores == {"fused_picture_accuracy": 0.75, "fused_sound_accuracy": 0.75}
 
 
 def _small_model(**overrides):
