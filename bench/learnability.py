@@ -155,11 +155,9 @@ def fused_cue_accuracies(visual_logits: np.ndarray, audio_logits: np.ndarray, la
     """How well the fused model's own branches know their cue: the picture value whose classes the visual term
     scores highest (log-sum-exp over the sound values) and the sound value the audio term scores highest. The
     multi-task loss trains each term alone on the class, so each should carry its modality's cue."""
-    from scipy.special import logsumexp
-
     grid = (-1, NUM_PICTURE_VALUES, NUM_SOUND_VALUES)  # class 2·picture + sound -> [picture, sound]
-    picture = logsumexp(visual_logits.reshape(grid), axis=2).argmax(1)
-    sound = logsumexp(audio_logits.reshape(grid), axis=1).argmax(1)
+    picture = np.logaddexp.reduce(visual_logits.reshape(grid), axis=2).argmax(1)
+    sound = np.logaddexp.reduce(audio_logits.reshape(grid), axis=1).argmax(1)
     true_picture, true_sound = np.divmod(labels, NUM_SOUND_VALUES)
     return {"fused_picture_accuracy": float(np.mean(picture == true_picture)),
             "fused_sound_accuracy": float(np.mean(sound == true_sound))}
@@ -248,7 +246,7 @@ def format_table(rows: list[dict], title: str) -> str:
     columns = (*MODES, *CUE_COLUMNS, *FUSED_CUE_COLUMNS)
     head = (f"{'task':18s} {'AV':>11s} {'visual':>11s} {'audio':>11s} {'visual cue':>11s} {'audio cue':>11s} "
             f"{'AV v. cue':>11s} {'AV a. cue':>11s} {'AV int8':>11s} {'probe':>6s} {'s/run':>6s}")
-    ceilings = [1.0, CEILINGS["visual"], CEILINGS["audio"], 1.0, 1.0, 1.0, 1.0]
+    ceilings = [1.0, CEILINGS["visual"], CEILINGS["audio"], 1.0, 1.0, 1.0, 1.0, 1.0]
     lines = [title, head, f"{'(ceiling)':18s} " + " ".join(f"{c:>11.2f}" for c in ceilings)]
     for row in rows:
         cells = [_cell(row.get(column) or [], column) for column in columns]
