@@ -6,6 +6,7 @@ import types
 from pathlib import Path
 
 import huggingface_hub
+import numpy as np
 import pytest
 import torch
 from presets import SMALL_CONFIG
@@ -173,6 +174,26 @@ def test_training_goes_on_past_a_bad_video_and_logs_losses_and_metrics(clips, tm
     )
     with pytest.raises(VideoReadError, match="bad.mp4"):
         strict.train()
+
+
+def test_predict_keeps_the_branch_logits_with_a_row_for_each_unreadable_video(clips, tmp_path):
+    """`predict(..., ignore_keys=LOSS_TERMS)` keeps the visual and audio logit terms beside the fused logits (what
+    bench/learnability.py reads); an unreadable video still gets one placeholder row in each, left out of the
+    metrics."""
+    from emotions_hf.training.trainer import LOSS_TERMS
+
+    rows, bad = clips
+    model = small_model()
+    trainer = AVCANetTrainer(model=model, args=training_args(tmp_path, max_unreadable_fraction=0.5),
+                             processing_class=AVCANetProcessor.from_model_config(model.config))
+    prediction = trainer.predict(rows[:6] + [bad], ignore_keys=list(LOSS_TERMS))
+    fused, visual, audio = prediction.predictions
+    assert fused.shape == visual.shape == audio.shape == (7, 6)
+    assert not fused[6].any() and not visual[6].any() and not audio[6].any()
+    labels = prediction.label_ids
+    assert labels[6] == -100
+    assert prediction.metrics["test_accuracy"] == pytest.approx(np.mean(fused[:6].argmax(-1) == labels[:6]))
+    np.testing.assert_allclose(fused[:6], (visual + audio)[:6] + model.head.classifier.bias.detach().numpy(), atol=1e-5)
 
 
 def _write_checkpoint(folder: Path, state: str | None, weights: bool = True):

@@ -96,6 +96,14 @@ def per_sample_loss(outputs, labels, num_items_in_batch=None):
     return outputs.loss * (labels.shape[0] / num_items_in_batch)
 
 
+def _with_placeholder_rows(logits, count: int):
+    """`count` zero rows appended to the per-video outputs: the fused logits, or each per-video tensor of the tuple
+    a caller keeps with `ignore_keys` (e.g. the visual and audio logit terms); per-batch scalars stay as they are."""
+    if isinstance(logits, tuple):
+        return tuple(_with_placeholder_rows(t, count) if t.dim() else t for t in logits)
+    return torch.cat([logits, logits.new_zeros(count, *logits.shape[1:])])
+
+
 class AVCANetTrainer(Trainer):
     """`Trainer` for `AVCANetForVideoClassification` on datasets of videos (see the module docstring).
 
@@ -238,7 +246,7 @@ class AVCANetTrainer(Trainer):
             model, inputs, prediction_loss_only, ignore_keys=ignore_keys
         )
         if skipped and logits is not None:
-            logits = torch.cat([logits, logits.new_zeros(len(skipped), logits.shape[-1])])
+            logits = _with_placeholder_rows(logits, len(skipped))
             labels = torch.cat([labels, labels.new_full((len(skipped),), IGNORED_LABEL)])
         return loss, logits, labels
 
