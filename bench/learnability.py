@@ -145,10 +145,7 @@ def cue_accuracies(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float
     sound). A single-modality model's class accuracy only estimates its ceiling: with the other cue unknown it
     guesses among 2 or 3 classes, so on 48 test videos a model that has learned its cue perfectly scores 1/3 ± 0.07
     (audio). Its cue accuracy, whose ceiling is 1.0, says directly whether it learned what its modality shows."""
-    picture, sound = np.divmod(predicted, NUM_SOUND_VALUES)
-    true_picture, true_sound = np.divmod(labels, NUM_SOUND_VALUES)
-    return {"picture_accuracy": float(np.mean(picture == true_picture)),
-            "sound_accuracy": float(np.mean(sound == true_sound))}
+    return _cue_scores(*np.divmod(predicted, NUM_SOUND_VALUES), labels)
 
 
 def fused_cue_accuracies(visual_logits: np.ndarray, audio_logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -158,9 +155,13 @@ def fused_cue_accuracies(visual_logits: np.ndarray, audio_logits: np.ndarray, la
     grid = (-1, NUM_PICTURE_VALUES, NUM_SOUND_VALUES)  # class 2·picture + sound -> [picture, sound]
     picture = np.logaddexp.reduce(visual_logits.reshape(grid), axis=2).argmax(1)
     sound = np.logaddexp.reduce(audio_logits.reshape(grid), axis=1).argmax(1)
+    return _cue_scores(picture, sound, labels, prefix="fused_")
+
+
+def _cue_scores(picture: np.ndarray, sound: np.ndarray, labels: np.ndarray, prefix: str = "") -> dict[str, float]:
     true_picture, true_sound = np.divmod(labels, NUM_SOUND_VALUES)
-    return {"fused_picture_accuracy": float(np.mean(picture == true_picture)),
-            "fused_sound_accuracy": float(np.mean(sound == true_sound))}
+    return {f"{prefix}picture_accuracy": float(np.mean(picture == true_picture)),
+            f"{prefix}sound_accuracy": float(np.mean(sound == true_sound))}
 
 
 def int8_accuracy(trainer, test_set, float_predicted: np.ndarray) -> dict[str, float]:

@@ -29,7 +29,7 @@ def test_one_step_records_gradients_per_branch_and_the_spread_of_each_encoder():
     assert record["feature_spread_video"] > 0.1 and record["feature_spread_audio"] > 0.1
     # the same clip and sound for every snippet of every sample (and no dropout): what a collapsed encoder outputs
     model.eval()
-    model(pixel_values=pixels[:1].expand(3, 4, 2, 3, 32, 32)[:, :1].expand(3, 4, 2, 3, 32, 32),
+    model(pixel_values=pixels[:1, :1].expand(3, 4, 2, 3, 32, 32),
           input_features=mfcc[:1, :1].expand(3, 4, 16, 16), labels=torch.tensor([0, 1, 2])).loss.backward()
     stats.on_pre_optimizer_step(None, SimpleNamespace(global_step=1), None)
     assert stats.history[-1]["feature_spread_video"] < 1e-3
