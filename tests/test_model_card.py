@@ -252,3 +252,18 @@ def test_released_card_metadata_and_paper_numbers(tmp_path):
     assert "| AV-CANet, paper (eMotions) | 80.24 | 59.16 | 63.39 | 63.43 | 54.07 | 40.14 | 67.79 | 67.32 |" in card.text
     assert "| effective batch | 32 |" in card.text and "| learning rate | 0.00015 |" in card.text
     assert "| devices |" not in card.text and "| precision |" not in card.text
+
+
+def test_card_says_whether_the_model_was_trained_with_gradient_modulation():
+    assert "| gradient modulation (OGM) | off (the paper's) |" in render_model_card(AVCANetConfig())
+    assert "| gradient modulation (OGM) | alpha 0.3 |" in render_model_card(AVCANetConfig(gradient_modulation_alpha=0.3))
+
+
+def test_card_says_what_the_multitask_loss_classifies():
+    assert "| multi-task loss | on, halves of W_f on the LGF outputs (the paper's) |" in render_model_card(AVCANetConfig())
+    encoder = render_model_card(AVCANetConfig(multitask_features="encoder"))
+    assert "| multi-task loss | on, own heads on the encoder features F_v, F_a |" in encoder
+    both = render_model_card(AVCANetConfig(multitask_features="both"))
+    assert "| multi-task loss | on, halves of W_f on the LGF outputs and own heads on the encoder features F_v, F_a |" \
+        in both
+    assert "| multi-task loss | off |" in render_model_card(AVCANetConfig(use_multitask_loss=False))

@@ -16,6 +16,7 @@ from emotions_hf.modeling_avcanet import (
     AVCANetForVideoClassification,
     AVCANetModel,
     LISFLevel,
+    modulation_coefficients,
     window_mask,
     zero_loss_touching,
 )
@@ -249,6 +250,101 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     plain, checkpointed = gradients(False), gradients(True)
     for name, grad in plain.items():
         torch.testing.assert_close(checkpointed[name], grad, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_modulation_coefficients_slow_the_branch_that_gives_the_true_class_more_mass():
+    labels = torch.tensor([0, 1])
+    confident = torch.tensor([[4.0, 0.0], [0.0, 4.0]])  # softmax mass on y: 0.982 each
+    unsure = torch.zeros(2, 2)  # 0.5 each
+    ratio = 2 * torch.sigmoid(torch.tensor(4.0)).item() / 1.0
+    k_v, k_a = modulation_coefficients(confident, unsure, labels, alpha=0.5)
+    assert (k_v, k_a) == pytest.approx((1 - math.tanh(0.5 * (ratio - 1)), 1.0))
+    assert modulation_coefficients(unsure, confident, labels, alpha=0.5) == pytest.approx((1.0, k_v))
+    assert modulation_coefficients(unsure, unsure, labels, alpha=0.5) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("audio_mask", [None, [True, False, True]])
+def test_gradient_modulation_scales_each_encoder_gradient_by_its_coefficient(audio_mask):
+    """OGM scales every parameter gradient of the dominant branch's encoder and projection by its coefficient
+    (measured on the videos with sound) and leaves the LGF module, the head and the other encoder as they were."""
+    config = tiny_config(**NO_DROPOUT)
+    inputs = make_inputs(config, batch=3, seed=5, audio_mask=audio_mask)
+    alpha = 100.0  # tiny random branches differ little (rho ~ 1.004): a large alpha makes the scale visible
+
+    def gradients(modulation):
+        model = model_for(AVCANetConfig(**{**config.to_dict(), "gradient_modulation_alpha": modulation}), seed=3)
+        outputs = model.train()(**inputs)
+        outputs.loss.backward()
+        return outputs, {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+
+    plain_outputs, plain = gradients(0.0)
+    modulated_outputs, modulated = gradients(alpha)
+    torch.testing.assert_close(modulated_outputs.loss, plain_outputs.loss)
+    keep = torch.ones(3, dtype=torch.bool) if audio_mask is None else torch.tensor(audio_mask)
+    k_video, k_audio = modulation_coefficients(plain_outputs.visual_logits[keep], plain_outputs.audio_logits[keep],
+                                               inputs["labels"][keep], alpha)
+    assert min(k_video, k_audio) < 0.9 and max(k_video, k_audio) == 1.0
+    scales = {"avcanet.video_": k_video, "avcanet.audio_": k_audio}
+    assert modulated.keys() == plain.keys()
+    for name, grad in plain.items():
+        scale = next((k for prefix, k in scales.items() if name.startswith(prefix)), 1.0)
+        torch.testing.assert_close(modulated[name], grad * scale, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_gradient_modulation_is_off_in_evaluation_and_for_an_all_silent_batch():
+    config = tiny_config(**NO_DROPOUT, gradient_modulation_alpha=20.0)
+    plain_config = tiny_config(**NO_DROPOUT)
+    for mask, mode in (([False, False], "train"), ([True, True], "eval")):
+        inputs = make_inputs(config, batch=2, seed=1, audio_mask=mask)
+        grads = []
+        for c in (config, plain_config):
+            model = getattr(model_for(c, seed=2), mode)()
+            model(**inputs).loss.backward()
+            grads.append([p.grad for p in model.parameters() if p.grad is not None])
+        for modulated, plain in zip(*grads, strict=True):
+            torch.testing.assert_close(modulated, plain)
+
+
+@pytest.mark.parametrize(("features", "fusion"), [("encoder", "mid_concat"), ("encoder", "gated"),
+                                                   ("both", "mid_concat")])
+def test_encoder_multitask_loss_classifies_each_encoders_own_features(features, fusion):
+    """multitask_features="encoder": the visual and audio terms are the branch heads on the snippet means of F_v
+    and F_a (no cross-modal step), silent videos left out of the audio term; it works with a non-linear fusion.
+    "both" adds the paper's terms (the halves of W_f on the LGF outputs) to each."""
+    config = tiny_config(**NO_DROPOUT, multitask_features=features, fusion=fusion, loss_type="ce",
+                         video_feature_dropout=0.0)
+    model = model_for(config, seed=4).train()
+    inputs = make_inputs(config, batch=3, seed=2, audio_mask=[True, False, True])
+    outputs = model(**inputs)
+    encoded = model.avcanet(inputs["pixel_values"], inputs["input_features"], inputs["audio_mask"])
+    labels, sound = inputs["labels"], inputs["audio_mask"]
+    visual = model.branch_heads["video"](encoded.video_snippet_embeds.mean(1))
+    audio = model.branch_heads["audio"](encoded.audio_snippet_embeds.mean(1))
+    torch.testing.assert_close(outputs.fused_loss, F.cross_entropy(outputs.logits, labels))
+    visual_loss, audio_loss = F.cross_entropy(visual, labels), F.cross_entropy(audio[sound], labels[sound])
+    if features == "both":
+        visual_loss = visual_loss + F.cross_entropy(outputs.visual_logits, labels)
+        audio_loss = audio_loss + F.cross_entropy(outputs.audio_logits[sound], labels[sound])
+    torch.testing.assert_close(outputs.visual_loss, visual_loss)
+    torch.testing.assert_close(outputs.audio_loss, audio_loss)
+    torch.testing.assert_close(outputs.loss, outputs.fused_loss + outputs.visual_loss + outputs.audio_loss)
+    if fusion == "mid_concat":  # the reported branch logits stay the fused head's terms
+        assert not torch.allclose(outputs.visual_logits, visual)
+
+
+@pytest.mark.parametrize("features", ["encoder", "both"])
+def test_encoder_branch_heads_get_a_gradient_in_every_batch_and_are_saved(tmp_path, features):
+    config = tiny_config(**NO_DROPOUT, multitask_features=features)
+    model = model_for(config, seed=1).train()
+    for mask in ([False, False], [True, True]):
+        model.zero_grad()
+        model(**make_inputs(config, batch=2, audio_mask=mask)).loss.backward()
+        assert [name for name, p in model.named_parameters() if p.grad is None] == []
+        assert (model.branch_heads["audio"].weight.grad.abs().sum() > 0) == mask[0]
+    model.save_pretrained(tmp_path)
+    loaded = AVCANetForVideoClassification.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded.branch_heads["video"].weight, model.branch_heads["video"].weight)
+    assert tiny_config().multitask_features == "lgf" and model_for(tiny_config()).branch_heads is None
 
 
 def test_weight_init_follows_the_config():

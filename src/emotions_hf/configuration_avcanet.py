@@ -20,6 +20,9 @@ LINEAR_FUSIONS = ("mid_concat", "sum")
 MODALITIES = ("audio-visual", "visual", "audio")
 LOSSES = ("ep_ce", "ce")
 VIDEO_PROJECTION_NORMS = ("none", "layernorm")
+# What the multi-task loss's visual-only and audio-only terms classify: the LGF outputs E_v^4, E_a^4 with the two
+# halves of W_f (the paper), the snippet means of the encoder features F_v, F_a with heads of their own, or both.
+MULTITASK_FEATURES = ("lgf", "encoder", "both")
 
 logger = logging.get_logger(__name__)
 
@@ -177,6 +180,17 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         polarity_gamma (`dict[str, float]`): EP-CE penalty γ per polarity (paper: 0.7 each).
         use_multitask_loss (`bool`, True): add the visual-only and audio-only losses computed with
             the two halves of W_f.
+        multitask_features (`str`, "lgf"): what those two losses classify. "lgf" is the paper's: E_v^4 and E_a^4,
+            the LGF outputs, with the halves of W_f; but the LGF module's cross-modal attention has mixed the other
+            modality into each, so neither loss is unimodal. "encoder" (not in the paper): the snippet means of F_v
+            and F_a, before any cross-modal step, each with a Linear classifier of its own (`branch_heads`), so
+            each encoder gets the training signal a single-modality model gets; works with every fusion. "both":
+            the two pairs of terms, added (a linear fusion only).
+        gradient_modulation_alpha (`float`, 0.0): on-the-fly gradient modulation (OGM, Peng et al., CVPR 2022), a
+            remedy for modality imbalance that is not in the paper (0 turns it off). In training, the branch whose
+            logit term gives the batch's true classes more probability mass (ratio ρ > 1 over the other branch)
+            has its encoder gradients scaled by 1 − tanh(α·(ρ − 1)), so the other modality keeps learning. Needs
+            both modalities and a linear fusion (the visual and audio logit terms).
         id2label / label2id: the classes; eMotions' six by default.
     """
 
@@ -206,6 +220,8 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         default_polarity_labels=(),
         polarity_gamma=None,
         use_multitask_loss=True,
+        multitask_features="lgf",
+        gradient_modulation_alpha=0.0,
         initializer_range=0.02,
         **kwargs,
     ):
@@ -256,6 +272,8 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             polarity_gamma = dict.fromkeys(POLARITIES, POLARITY_GAMMA)
         self.polarity_gamma = dict(polarity_gamma)
         self.use_multitask_loss = use_multitask_loss
+        self.multitask_features = multitask_features
+        self.gradient_modulation_alpha = float(gradient_modulation_alpha)
         self.initializer_range = initializer_range
         self.validate()
 
@@ -337,10 +355,18 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             if self.use_multitask_loss:
                 fail(f"the multi-task loss adds per-modality losses and needs both modalities; with "
                      f"modality={self.modality!r} set use_multitask_loss=False")
-        elif self.use_multitask_loss and self.fusion not in LINEAR_FUSIONS:
+        elif self.use_multitask_loss and self.multitask_features != "encoder" and self.fusion not in LINEAR_FUSIONS:
             fail(f"the multi-task loss uses the visual and audio halves of the linear fusion head, which "
-                 f"fusion={self.fusion!r} does not have; set fusion to one of {LINEAR_FUSIONS} or "
-                 "use_multitask_loss=False")
+                 f"fusion={self.fusion!r} does not have; set fusion to one of {LINEAR_FUSIONS}, "
+                 "multitask_features='encoder' or use_multitask_loss=False")
+        if self.multitask_features not in MULTITASK_FEATURES:
+            fail(f"multitask_features={self.multitask_features!r} is not one of {MULTITASK_FEATURES}")
+        if self.gradient_modulation_alpha < 0:
+            fail(f"gradient_modulation_alpha={self.gradient_modulation_alpha} must be >= 0 (0: no modulation)")
+        if self.gradient_modulation_alpha and (self.modality != "audio-visual" or self.fusion not in LINEAR_FUSIONS):
+            fail(f"gradient modulation compares the visual and audio logit terms, which modality={self.modality!r} "
+                 f"with fusion={self.fusion!r} does not have; use modality='audio-visual' with a fusion in "
+                 f"{LINEAR_FUSIONS}, or gradient_modulation_alpha=0")
         if self.hidden_size % self.lgf_num_heads:
             fail(f"hidden_size={self.hidden_size} must be a multiple of lgf_num_heads={self.lgf_num_heads}")
         if int(self.hidden_size * self.lgf_ffn_ratio) < 1:

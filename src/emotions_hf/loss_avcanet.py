@@ -72,6 +72,10 @@ class AVCANetLossTerms:
     audio_loss: torch.Tensor | None = None
 
 
+def _as_tuple(logits) -> tuple:
+    return logits if isinstance(logits, tuple) else (logits,)
+
+
 class AVCANetLoss(nn.Module):
     """The criterion an `AVCANetConfig` asks for: EP-CE or CE, optionally multi-task.
 
@@ -80,7 +84,8 @@ class AVCANetLoss(nn.Module):
 
     Multi-task: loss(fused) + loss(visual logits) + loss(audio logits over the samples that have audio) — a
     silent video has no audio prediction to learn from. Without any such sample the audio term is skipped
-    (None).
+    (None). `visual_logits` / `audio_logits` may be tuples, one per unimodal classifier (the LGF halves of W_f and
+    the encoder heads with `multitask_features="both"`): their losses add up into the visual / audio term.
     """
 
     def __init__(self, config):
@@ -96,12 +101,12 @@ class AVCANetLoss(nn.Module):
             return AVCANetLossTerms(loss=fused_loss, fused_loss=fused_loss)
         if visual_logits is None or audio_logits is None:
             raise ValueError("the multi-task loss needs visual_logits and audio_logits (a linear fusion head)")
-        visual_loss = self.criterion(visual_logits, labels)
+        visual_loss = sum(self.criterion(terms, labels) for terms in _as_tuple(visual_logits))
         audio_loss = None
         if audio_mask is None:
-            audio_loss = self.criterion(audio_logits, labels)
+            audio_loss = sum(self.criterion(terms, labels) for terms in _as_tuple(audio_logits))
         elif bool(audio_mask.any()):
-            audio_loss = self.criterion(audio_logits[audio_mask], labels[audio_mask])
+            audio_loss = sum(self.criterion(terms[audio_mask], labels[audio_mask]) for terms in _as_tuple(audio_logits))
         total = fused_loss + visual_loss
         if audio_loss is not None:
             total = total + audio_loss

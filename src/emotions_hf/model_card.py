@@ -277,6 +277,14 @@ def _input_settings(config) -> dict:
             "image_size": vision.image_size, "num_mfcc": audio.num_mfcc, "mfcc_chunk_frames": audio.num_frames}
 
 
+def _multitask(config) -> str:
+    if not config.use_multitask_loss:
+        return "off"
+    return {"encoder": "on, own heads on the encoder features F_v, F_a",
+            "both": "on, halves of W_f on the LGF outputs and own heads on the encoder features F_v, F_a",
+            }.get(getattr(config, "multitask_features", "lgf"), "on, halves of W_f on the LGF outputs (the paper's)")
+
+
 def _model_rows(config) -> str:
     gamma = ", ".join(f"{p} {g:g}" for p, g in config.polarity_gamma.items())
     inputs = _input_settings(config)
@@ -285,7 +293,9 @@ def _model_rows(config) -> str:
         ("modality", config.modality),
         ("fusion", config.fusion),
         ("loss", f"{config.loss_type} (γ: {gamma})" if config.loss_type == "ep_ce" else config.loss_type),
-        ("multi-task loss", config.use_multitask_loss),
+        ("multi-task loss", _multitask(config)),
+        ("gradient modulation (OGM)", f"alpha {alpha:g}" if (alpha := getattr(config, "gradient_modulation_alpha", 0.0))
+         else "off (the paper's)"),
         ("video feature dropout", f"{getattr(config, 'video_feature_dropout', 0.0):g} (before the projection)"),
         (
             "LGF LayerNorm",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
@@ -83,6 +84,33 @@ def zero_loss_touching(parameters: Iterable[nn.Parameter]) -> torch.Tensor:
     micro-batch of unreadable videos skips the whole model.
     """
     return torch.stack([parameter.sum() for parameter in parameters]).sum() * 0.0
+
+
+def modulation_coefficients(visual_logits: torch.Tensor, audio_logits: torch.Tensor, labels: torch.Tensor,
+                            alpha: float) -> tuple[float, float]:
+    """OGM's gradient scales (k_v, k_a) for a batch: s_m = Σ softmax(logit term of m)[y]; the branch with the
+    larger share (ρ = s_m / s_other > 1) gets 1 − tanh(α·(ρ − 1)), the other 1."""
+    with torch.no_grad():
+        scores = [F.softmax(terms.float(), dim=-1).gather(1, labels[:, None]).sum()
+                  for terms in (visual_logits, audio_logits)]
+        ratio = (scores[0] / scores[1].clamp_min(1e-12)).item()
+    if ratio > 1:
+        return 1.0 - math.tanh(alpha * (ratio - 1.0)), 1.0
+    return 1.0, 1.0 - math.tanh(alpha * (1.0 / max(ratio, 1e-12) - 1.0))
+
+
+def modulate_encoder_gradients(encoded: AVCANetModelOutput, visual_logits: torch.Tensor, audio_logits: torch.Tensor,
+                               labels: torch.Tensor, audio_mask: torch.Tensor | None, alpha: float) -> None:
+    """Scales the gradients reaching F_v and F_a (so every encoder parameter's) by `modulation_coefficients`,
+    measured on the videos that have sound: a silent video's audio term says nothing about the audio branch."""
+    if audio_mask is not None:
+        if not bool(audio_mask.any()):
+            return
+        visual_logits, audio_logits, labels = visual_logits[audio_mask], audio_logits[audio_mask], labels[audio_mask]
+    coefficients = modulation_coefficients(visual_logits, audio_logits, labels, alpha)
+    for features, coefficient in zip((encoded.video_snippet_embeds, encoded.audio_snippet_embeds), coefficients):
+        if coefficient != 1.0 and features.requires_grad:
+            features.register_hook(lambda grad, scale=coefficient: grad * scale)
 
 
 @dataclass
@@ -551,6 +579,10 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         single_modality = config.modality != "audio-visual"
         self.head = LinearFusionHead(config) if single_modality or config.fusion in LINEAR_FUSIONS \
             else NonLinearFusionHead(config)
+        # the multi-task loss's own unimodal classifiers (multitask_features "encoder" or "both"), training only
+        self.branch_heads = nn.ModuleDict({m: nn.Linear(config.hidden_size, config.num_labels) for m in (VIDEO, AUDIO)}
+                                          ) if config.use_multitask_loss and config.multitask_features != "lgf" \
+            else None
         self.criterion = AVCANetLoss(config)
         self.post_init()
 
@@ -572,6 +604,18 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         logits, visual_logits, audio_logits = self.head(*fused)
         return AVCANetVideoClassifierOutput(logits=logits, visual_logits=visual_logits, audio_logits=audio_logits)
 
+    def multitask_logits(self, encoded: AVCANetModelOutput, visual_logits, audio_logits) -> tuple:
+        """What the multi-task loss's visual and audio terms classify (`config.multitask_features`): the fused
+        head's terms on E_v^4, E_a^4 ("lgf"); each branch head on the snippet mean of its encoder's features
+        F_v / F_a, which no cross-modal step has touched ("encoder"); or both, as pairs ("both")."""
+        if self.branch_heads is None:
+            return visual_logits, audio_logits
+        encoder = tuple(self.branch_heads[m](features.mean(1)) for m, features in (
+            (VIDEO, encoded.video_snippet_embeds), (AUDIO, encoded.audio_snippet_embeds)))
+        if self.config.multitask_features == "encoder":
+            return encoder
+        return (visual_logits, encoder[0]), (audio_logits, encoder[1])
+
     def forward(
         self,
         pixel_values: torch.FloatTensor | None = None,
@@ -589,9 +633,16 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         logits, visual_logits, audio_logits = self.head(encoded.video_embeds, encoded.audio_embeds)
         loss_terms = {}
         if labels is not None:
+            labels = labels.to(logits.device)
             if self.config.uses_audio and audio_mask is not None:
                 audio_mask = audio_mask.to(device=logits.device, dtype=torch.bool)
-            terms = self.criterion(logits, labels, visual_logits, audio_logits, audio_mask)
+            if self.config.gradient_modulation_alpha and self.training and torch.is_grad_enabled():
+                modulate_encoder_gradients(encoded, visual_logits, audio_logits, labels, audio_mask,
+                                           self.config.gradient_modulation_alpha)
+            terms = self.criterion(logits, labels, *self.multitask_logits(encoded, visual_logits, audio_logits),
+                                   audio_mask)
+            if self.branch_heads is not None and terms.audio_loss is None:  # no sound in the batch: for DDP
+                terms.loss = terms.loss + zero_loss_touching(self.branch_heads[AUDIO].parameters())
             loss_terms = {field.name: getattr(terms, field.name) for field in fields(terms)}
         output = AVCANetVideoClassifierOutput(
             logits=logits, visual_logits=visual_logits, audio_logits=audio_logits, **loss_terms
