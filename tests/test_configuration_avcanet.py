@@ -48,6 +48,7 @@ def test_defaults_are_the_papers():
         ({"lgf_ffn_ratio": 0}, "lgf_ffn_ratio=0"),
         ({"gradient_modulation_alpha": -0.1}, "gradient_modulation_alpha=-0.1 must be >= 0"),
         ({"multitask_features": "fused"}, "multitask_features='fused' is not one of"),
+        ({"multitask_features": "fused", "fusion": "gated"}, "multitask_features='fused' is not one of"),
         ({"multitask_features": "both", "fusion": "gated"}, "fusion='gated'.*multitask_features='encoder'"),
         ({"gradient_modulation_alpha": 0.5, "fusion": "gated", "use_multitask_loss": False},
          "gradient modulation .* fusion='gated'"),

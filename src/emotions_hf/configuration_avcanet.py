@@ -178,8 +178,8 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             CE without warning again; to use EP-CE, pass a complete `label2polarity` and
             `default_polarity_labels=()`.
         polarity_gamma (`dict[str, float]`): EP-CE penalty γ per polarity (paper: 0.7 each).
-        use_multitask_loss (`bool`, True): add the visual-only and audio-only losses computed with
-            the two halves of W_f.
+        use_multitask_loss (`bool`, True): add a visual-only and an audio-only loss (on what
+            `multitask_features` says; the paper's: the two halves of W_f).
         multitask_features (`str`, "lgf"): what those two losses classify. "lgf" is the paper's: E_v^4 and E_a^4,
             the LGF outputs, with the halves of W_f; but the LGF module's cross-modal attention has mixed the other
             modality into each, so neither loss is unimodal. "encoder" (not in the paper): the snippet means of F_v
@@ -348,6 +348,8 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             fail(f"modality={self.modality!r} is not one of {MODALITIES}")
         if self.loss_type not in LOSSES:
             fail(f"loss_type={self.loss_type!r} is not one of {LOSSES}")
+        if self.multitask_features not in MULTITASK_FEATURES:
+            fail(f"multitask_features={self.multitask_features!r} is not one of {MULTITASK_FEATURES}")
         if self.modality != "audio-visual":
             if self.use_glcf:
                 fail(f"GLCF is cross-modal attention and needs both modalities; with modality={self.modality!r} "
@@ -359,8 +361,6 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             fail(f"the multi-task loss uses the visual and audio halves of the linear fusion head, which "
                  f"fusion={self.fusion!r} does not have; set fusion to one of {LINEAR_FUSIONS}, "
                  "multitask_features='encoder' or use_multitask_loss=False")
-        if self.multitask_features not in MULTITASK_FEATURES:
-            fail(f"multitask_features={self.multitask_features!r} is not one of {MULTITASK_FEATURES}")
         if self.gradient_modulation_alpha < 0:
             fail(f"gradient_modulation_alpha={self.gradient_modulation_alpha} must be >= 0 (0: no modulation)")
         if self.gradient_modulation_alpha and (self.modality != "audio-visual" or self.fusion not in LINEAR_FUSIONS):

@@ -277,12 +277,13 @@ def _input_settings(config) -> dict:
             "image_size": vision.image_size, "num_mfcc": audio.num_mfcc, "mfcc_chunk_frames": audio.num_frames}
 
 
+_MULTITASK_ROWS = {"lgf": "on, halves of W_f on the LGF outputs (the paper's)",
+                   "encoder": "on, own heads on the encoder features F_v, F_a",
+                   "both": "on, halves of W_f on the LGF outputs and own heads on the encoder features F_v, F_a"}
+
+
 def _multitask(config) -> str:
-    if not config.use_multitask_loss:
-        return "off"
-    return {"encoder": "on, own heads on the encoder features F_v, F_a",
-            "both": "on, halves of W_f on the LGF outputs and own heads on the encoder features F_v, F_a",
-            }.get(getattr(config, "multitask_features", "lgf"), "on, halves of W_f on the LGF outputs (the paper's)")
+    return _MULTITASK_ROWS[config.multitask_features] if config.use_multitask_loss else "off"
 
 
 def _model_rows(config) -> str:
