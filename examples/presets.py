@@ -2,8 +2,9 @@
 laptop CPU in about a minute (`--config_name small`).
 
 The demo is not the paper's recipe and says so explicitly: it keeps the switches it was tuned with where the paper
-defaults differ (no dropout before the video projection, keys/values LayerNorm-ed, multi-scale crops, brightness
-±0.2, linear warm-up + cosine, gradient clipping at 1), so that its few-minute run on 2 CPU cores still learns."""
+defaults differ (no dropout before the video projection, keys/values LayerNorm-ed, modality dropout of the sound,
+multi-scale crops, brightness ±0.2, linear warm-up + cosine, gradient clipping at 1), so that its few-minute run on
+2 CPU cores still learns."""
 
 from emotions_hf.video_processing_avcanet import MULTI_SCALE_CROP_SCALES
 
@@ -23,6 +24,11 @@ SMALL_CONFIG = {
     "lgf_residual_relu": False,
     "video_projection_norm": "layernorm",
     "lgf_dropout": 0.1,
+    # Modality dropout: the sound of 30 % of the training videos is dropped, so the fused loss on them reaches the
+    # visual path alone. On the learnability suite the fused model's visual branch otherwise missed, on some seeds,
+    # a picture cue that a visual-only model reads (texture-envelope, 60 epochs, seeds 1-4: 0.92 / 0.71 / 0.92 /
+    # 0.56 without, 0.896 / 0.875 / 0.958 / 0.938 with it).
+    "audio_modality_dropout": 0.3,
 }
 # Processor settings of the small config (the paper's: crop_scales (1.0,), brightness (0.5, 1.0)).
 SMALL_PROCESSOR = {"crop_scales": MULTI_SCALE_CROP_SCALES, "brightness": 0.2}

@@ -39,7 +39,7 @@ import torch
 from presets import SMALL_CONFIG, SMALL_PROCESSOR, SMALL_TRAINING  # examples/presets.py
 from transformers import HfArgumentParser, set_seed
 
-from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.configuration_avcanet import CROSS_MODAL_SETTINGS_OFF, AVCANetConfig
 from emotions_hf.data import processor_item
 from emotions_hf.data.loading import PreparedFolderError, load_prepared
 from emotions_hf.errors import is_environment_error
@@ -240,14 +240,12 @@ def build_config(model_args: ModelArguments, labels: dict) -> AVCANetConfig:
         settings = dict(SMALL_CONFIG)
     else:
         settings = AVCANetConfig.from_json_file(model_args.config_name).to_dict()
-    for key, value in parse_overrides(model_args.config_overrides).items():  # sub-config dicts merge field by field
+    overrides = parse_overrides(model_args.config_overrides)
+    for key, value in overrides.items():  # sub-config dicts merge field by field
         nested = isinstance(value, dict) and isinstance(settings.get(key), dict)
         settings[key] = {**settings[key], **value} if nested else value
-    if (
-        settings.get("modality", "audio-visual") != "audio-visual"
-    ):  # single-modality configs lack both of these
-        settings.setdefault("use_glcf", False)
-        settings.setdefault("use_multitask_loss", False)
+    if settings.get("modality", "audio-visual") != "audio-visual":  # one modality: no cross-modal step not asked for
+        settings.update({key: off for key, off in CROSS_MODAL_SETTINGS_OFF.items() if key not in overrides})
     return AVCANetConfig(**{**settings, **labels})
 
 

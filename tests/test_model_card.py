@@ -259,6 +259,12 @@ def test_card_says_whether_the_model_was_trained_with_gradient_modulation():
     assert "| gradient modulation (OGM) | alpha 0.3 |" in render_model_card(AVCANetConfig(gradient_modulation_alpha=0.3))
 
 
+def test_card_says_whether_the_model_was_trained_with_audio_modality_dropout():
+    assert "| audio modality dropout | off (the paper's) |" in render_model_card(AVCANetConfig())
+    assert "| audio modality dropout | 0.3 of the videos' sound dropped in training |" in render_model_card(
+        AVCANetConfig(audio_modality_dropout=0.3))
+
+
 def test_card_says_what_the_multitask_loss_classifies():
     assert "| multi-task loss | on, halves of W_f on the LGF outputs (the paper's) |" in render_model_card(AVCANetConfig())
     encoder = render_model_card(AVCANetConfig(multitask_features="encoder"))

@@ -347,6 +347,43 @@ def test_encoder_branch_heads_get_a_gradient_in_every_batch_and_are_saved(tmp_pa
     assert tiny_config().multitask_features == "lgf" and model_for(tiny_config()).branch_heads is None
 
 
+def test_audio_modality_dropout_trains_the_dropped_videos_as_silent_ones():
+    """audio_modality_dropout: in training each video's sound is dropped with that probability, exactly as if its
+    audio_mask were False (on top of the given mask); evaluation and a probability of 0 leave the mask alone."""
+    config = tiny_config(**NO_DROPOUT, video_feature_dropout=0.0, audio_modality_dropout=0.5)
+    model = model_for(config, seed=2).train()
+    plain = model_for(AVCANetConfig(**{**config.to_dict(), "audio_modality_dropout": 0.0}), seed=9)
+    plain.load_state_dict(model.state_dict())
+    given = torch.tensor([True, False, True, True, True, True])
+    inputs = make_inputs(config, batch=6, seed=3, audio_mask=given.tolist())
+    torch.manual_seed(11)
+    keep = torch.rand(6) >= 0.5
+    assert 0 < int((given & keep).sum()) < int(given.sum())  # this seed drops some, not all, of the sound
+    torch.manual_seed(11)
+    dropped = model(**inputs)
+    expected = plain.train()(**{**inputs, "audio_mask": given & keep})
+    for name in ("loss", "logits", "visual_logits", "audio_logits", "audio_loss"):
+        torch.testing.assert_close(getattr(dropped, name), getattr(expected, name), msg=name)
+    evaluated, plain_evaluated = model.eval()(**inputs), plain.eval()(**inputs)
+    torch.testing.assert_close(evaluated.logits, plain_evaluated.logits)
+    torch.testing.assert_close(evaluated.loss, plain_evaluated.loss)
+    model.train()
+    with pytest.raises(ValueError, match="needs input_features"):  # the model's own input check, not a crash
+        model(pixel_values=inputs["pixel_values"], labels=inputs["labels"])
+    with pytest.raises(ValueError, match=r"audio_mask must have shape \(B,\) = \(6,\)"):
+        model(**{**inputs, "audio_mask": torch.ones(5, dtype=torch.bool)})
+
+
+def test_audio_modality_dropout_of_every_video_still_touches_every_parameter():
+    """A batch whose sound is all dropped keeps the audio branch in the backward (with zero gradients), for DDP."""
+    config = tiny_config(**NO_DROPOUT, audio_modality_dropout=0.999)
+    model = model_for(config, seed=1).train()
+    torch.manual_seed(0)
+    model(**make_inputs(config, batch=2)).loss.backward()
+    assert [name for name, p in model.named_parameters() if p.grad is None] == []
+    assert all(float(p.grad.abs().sum()) == 0 for p in model.avcanet.audio_encoder.parameters())
+
+
 def test_weight_init_follows_the_config():
     config = tiny_config(initializer_range=0.05, hidden_size=64, lgf_num_heads=4)
     model = model_for(config)

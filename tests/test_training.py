@@ -12,7 +12,7 @@ import torch
 from presets import SMALL_CONFIG
 from without_package import HUB_ROUTES, run_without_package
 
-from emotions_hf.configuration_avcanet import AVCANetConfig
+from emotions_hf.configuration_avcanet import CROSS_MODAL_SETTINGS_OFF, AVCANetConfig
 from emotions_hf.data.synthetic import generate
 from emotions_hf.errors import VideoReadError
 from emotions_hf.labels import EMOTIONS
@@ -26,13 +26,7 @@ from emotions_hf.training import (
     sample_seed,
 )
 
-VISUAL_NO_DROPOUT = {
-    "modality": "visual",
-    "use_glcf": False,
-    "use_multitask_loss": False,
-    "lgf_dropout": 0.0,
-    "drop_path_rate": 0.0,
-}
+VISUAL_NO_DROPOUT = {"modality": "visual", **CROSS_MODAL_SETTINGS_OFF, "lgf_dropout": 0.0, "drop_path_rate": 0.0}
 
 
 @pytest.fixture(scope="module")

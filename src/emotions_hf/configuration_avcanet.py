@@ -23,6 +23,10 @@ VIDEO_PROJECTION_NORMS = ("none", "layernorm")
 # What the multi-task loss's visual-only and audio-only terms classify: the LGF outputs E_v^4, E_a^4 with the two
 # halves of W_f (the paper), the snippet means of the encoder features F_v, F_a with heads of their own, or both.
 MULTITASK_FEATURES = ("lgf", "encoder", "both")
+# The settings that combine the two modalities, as a single-modality model (`modality` "visual" or "audio") needs
+# them: what `examples/train.py` and the learnability bench turn off when they train one modality alone.
+CROSS_MODAL_SETTINGS_OFF = {"use_glcf": False, "use_multitask_loss": False, "gradient_modulation_alpha": 0.0,
+                            "audio_modality_dropout": 0.0}
 
 logger = logging.get_logger(__name__)
 
@@ -191,6 +195,10 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             logit term gives the batch's true classes more probability mass (ratio ρ > 1 over the other branch)
             has its encoder gradients scaled by 1 − tanh(α·(ρ − 1)), so the other modality keeps learning. Needs
             both modalities and a linear fusion (the visual and audio logit terms).
+        audio_modality_dropout (`float`, 0.0): modality dropout, another remedy for modality imbalance that is not in
+            the paper (0 turns it off). In training, each video's sound is dropped with this probability: the video
+            is treated as silent (`audio_mask` False), so the fused loss on it reaches the visual path alone and the
+            picture has to carry the prediction. Needs both modalities.
         id2label / label2id: the classes; eMotions' six by default.
     """
 
@@ -222,6 +230,7 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         use_multitask_loss=True,
         multitask_features="lgf",
         gradient_modulation_alpha=0.0,
+        audio_modality_dropout=0.0,
         initializer_range=0.02,
         **kwargs,
     ):
@@ -274,6 +283,7 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         self.use_multitask_loss = use_multitask_loss
         self.multitask_features = multitask_features
         self.gradient_modulation_alpha = float(gradient_modulation_alpha)
+        self.audio_modality_dropout = float(audio_modality_dropout)
         self.initializer_range = initializer_range
         self.validate()
 
@@ -367,6 +377,11 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             fail(f"gradient modulation compares the visual and audio logit terms, which modality={self.modality!r} "
                  f"with fusion={self.fusion!r} does not have; use modality='audio-visual' with a fusion in "
                  f"{LINEAR_FUSIONS}, or gradient_modulation_alpha=0")
+        if not 0.0 <= self.audio_modality_dropout < 1.0:
+            fail(f"audio_modality_dropout={self.audio_modality_dropout} must be in [0, 1) (0: no modality dropout)")
+        if self.audio_modality_dropout and self.modality != "audio-visual":
+            fail(f"audio_modality_dropout drops the sound of some videos so that the picture carries them, which needs "
+                 f"both modalities; with modality={self.modality!r} set audio_modality_dropout=0")
         if self.hidden_size % self.lgf_num_heads:
             fail(f"hidden_size={self.hidden_size} must be a multiple of lgf_num_heads={self.lgf_num_heads}")
         if int(self.hidden_size * self.lgf_ffn_ratio) < 1:

@@ -297,6 +297,8 @@ def _model_rows(config) -> str:
         ("multi-task loss", _multitask(config)),
         ("gradient modulation (OGM)", f"alpha {alpha:g}" if (alpha := getattr(config, "gradient_modulation_alpha", 0.0))
          else "off (the paper's)"),
+        ("audio modality dropout", f"{dropout:g} of the videos' sound dropped in training"
+         if (dropout := getattr(config, "audio_modality_dropout", 0.0)) else "off (the paper's)"),
         ("video feature dropout", f"{getattr(config, 'video_feature_dropout', 0.0):g} (before the projection)"),
         (
             "LGF LayerNorm",

@@ -616,6 +616,17 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
             return encoder
         return (visual_logits, encoder[0]), (audio_logits, encoder[1])
 
+    def drop_audio(self, pixel_values: torch.Tensor | None, input_features: torch.Tensor | None,
+                   audio_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Modality dropout (`config.audio_modality_dropout`): in training, each video's sound is dropped with that
+        probability by clearing its `audio_mask`, so the video trains the visual path exactly as a silent one does."""
+        probability = self.config.audio_modality_dropout
+        if not (probability and self.training and torch.is_grad_enabled()):
+            return audio_mask
+        batch = self.avcanet._check_inputs(pixel_values, input_features, audio_mask)  # its clear errors come first
+        keep = torch.rand(batch, device=input_features.device) >= probability
+        return keep if audio_mask is None else audio_mask.to(device=keep.device, dtype=torch.bool) & keep
+
     def forward(
         self,
         pixel_values: torch.FloatTensor | None = None,
@@ -629,6 +640,7 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         labels (`torch.LongTensor` of shape `(B,)`, *optional*): class ids; when given, the loss is computed.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        audio_mask = self.drop_audio(pixel_values, input_features, audio_mask)
         encoded = self.avcanet(pixel_values, input_features, audio_mask, return_dict=True)  # -> fuse_snippets
         logits, visual_logits, audio_logits = self.head(encoded.video_embeds, encoded.audio_embeds)
         loss_terms = {}
