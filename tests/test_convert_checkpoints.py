@@ -159,6 +159,14 @@ def test_inflated_hf_swin_reproduces_the_2d_model_on_a_static_clip(tiny_swin_fol
         torch.testing.assert_close(video(clip).pooler_output, swin(image).pooler_output, rtol=1e-4, atol=1e-5)
 
 
+def test_a_convolutional_stem_refuses_pretrained_swin_weights(tiny_swin_folder):
+    _, folder = tiny_swin_folder
+    config = AVCANetConfig(**TINY_VIDEO)
+    config.vision_config.stem_channels = 4
+    with pytest.raises(ValueError, match=r"stem_channels=4.*stem_channels=0"):
+        inflate_swin2d(folder, config)
+
+
 def test_hf_swin_instance_and_folder_agree(tiny_swin_folder):
     swin, folder = tiny_swin_folder
     config = AVCANetConfig(**TINY_VIDEO)

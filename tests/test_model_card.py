@@ -265,6 +265,13 @@ def test_card_says_whether_the_model_was_trained_with_audio_modality_dropout():
         AVCANetConfig(audio_modality_dropout=0.3))
 
 
+def test_card_says_how_the_video_swin_embeds_patches():
+    assert ("| visual branch | Video Swin, embed 96, depths [2, 2, 6, 2], linear patch embedding (the paper's) |"
+            in render_model_card(AVCANetConfig()))
+    stem = AVCANetConfig(vision_config={"stem_channels": 16, "stem_kernel_size": 5})
+    assert "depths [2, 2, 6, 2], convolutional stem of 16 channels, 5x5 |" in render_model_card(stem)
+
+
 def test_card_says_what_the_multitask_loss_classifies():
     assert "| multi-task loss | on, halves of W_f on the LGF outputs (the paper's) |" in render_model_card(AVCANetConfig())
     encoder = render_model_card(AVCANetConfig(multitask_features="encoder"))

@@ -75,6 +75,48 @@ def test_patch_embedding_equals_conv3d_on_strided_input():
     torch.testing.assert_close(embed(clips), expected)
 
 
+def test_convolutional_stem_embeds_overlapping_gelu_maps_per_tubelet():
+    """stem_channels: a 3x3 conv over each tubelet's frames (overlapping patch borders) and a GELU, then a linear
+    patchify of those maps; the same result as the plain Conv3d chain, also for a strided input."""
+    model = randomized(VideoSwinModel(tiny_config(patch_size=(2, 4, 4), stem_channels=5)))
+    embed = model.patch_embed
+    assert embed.stem.weight.shape == (5, 3, 2, 3, 3) and embed.proj.weight.shape == (8, 5, 1, 4, 4)
+    clips = torch.randn(2, 4, 3, 24, 24).transpose(1, 2)
+    maps = F.gelu(F.conv3d(clips, embed.stem.weight, embed.stem.bias, stride=(2, 1, 1), padding=(0, 1, 1)))
+    expected = embed.norm(F.conv3d(maps, embed.proj.weight, embed.proj.bias, stride=(1, 4, 4)).permute(0, 2, 3, 4, 1))
+    torch.testing.assert_close(embed(clips), expected)
+    # overlap: a pixel of the second patch row (row 4) reaches the first row's token through the 3x3 stem
+    changed = clips.clone()
+    changed[:, :, :, 4, 2] += 1.0
+    difference = (embed(changed) - embed(clips)).abs().sum(-1)  # (N, D, H', W')
+    assert (difference[:, :, 0, 0] > 0).all() and (difference[:, :, 1, 0] > 0).all()
+    assert torch.isfinite(model(torch.randn(1, 3, 5, 22, 26)).pooler_output).all()  # padding to patch multiples
+    wide = VideoSwinModel(tiny_config(patch_size=(2, 4, 4), stem_channels=5, stem_kernel_size=5)).patch_embed
+    assert wide.stem.weight.shape == (5, 3, 2, 5, 5) and wide.stem.padding == (0, 2, 2)
+    assert wide(clips).shape == embed(clips).shape
+
+
+def test_convolutional_stem_starts_with_he_init_and_round_trips(tmp_path):
+    model = VideoSwinModel(tiny_config(patch_size=(2, 4, 4), stem_channels=16))
+    stem = model.patch_embed.stem
+    fan_in = 3 * 2 * 3 * 3
+    assert abs(stem.weight.std().item() - (2 / fan_in) ** 0.5) < 0.2 * (2 / fan_in) ** 0.5
+    assert not stem.bias.any()
+    model.save_pretrained(tmp_path)
+    loaded = VideoSwinModel.from_pretrained(tmp_path)
+    assert loaded.config.stem_channels == 16
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    assert VideoSwinModel(tiny_config()).patch_embed.stem is None  # 0: the official linear patchify
+
+
+def test_stem_settings_that_cannot_be_built_are_config_errors():
+    with pytest.raises(ValueError, match="stem_channels=-1"):
+        tiny_config(stem_channels=-1)
+    with pytest.raises(ValueError, match="stem_kernel_size=4 must be odd"):
+        tiny_config(stem_channels=8, stem_kernel_size=4)
+
+
 def test_patch_merging_matches_official_neighbour_order():
     model = randomized(VideoSwinModel(tiny_config()))
     merge = model.layers[0].downsample

@@ -24,6 +24,15 @@ class VideoSwinConfig(PreTrainedConfig):
         num_frames (`int`, 8): frames per clip (AV-CANet: frames per snippet).
         num_channels (`int`, 3): colour channels.
         patch_size (`tuple[int]`, (2, 4, 4)): patch (time, height, width).
+        stem_channels (`int`, 0): 0 embeds each patch linearly (the official patchify, what pretrained checkpoints
+            hold). A positive number puts a convolutional stem before it (`VideoSwinStem`): a convolution of that
+            many channels over each tubelet's frames, `stem_kernel_size` pixels wide so it overlaps patch borders,
+            and a GELU: a nonlinearity at the pixel level, for cues that are products of differences, which the
+            linear patchify cannot form (the direction of motion, the sign of a temporal times a spatial difference;
+            the energy at a spatial frequency). A small model trained from scratch learned them slowly or not at all
+            without it (`bench/learnability.py`, the motion and texture families).
+        stem_kernel_size (`int`, 3): the stem's spatial kernel side (odd); it should span the motion between
+            consecutive frames at the input size.
         embed_dim (`int`, 96): channel width C of the first stage; the last has `hidden_size` = C·2^(stages−1).
         depths (`tuple[int]`, (2, 2, 6, 2)): blocks per stage.
         num_heads (`tuple[int]`, (3, 6, 12, 24)): attention heads per stage.
@@ -43,6 +52,8 @@ class VideoSwinConfig(PreTrainedConfig):
     num_frames: int = FRAMES_PER_SNIPPET
     num_channels: int = 3
     patch_size: tuple[int, int, int] = (2, 4, 4)
+    stem_channels: int = 0
+    stem_kernel_size: int = 3
     embed_dim: int = 96
     depths: tuple[int, ...] = (2, 2, 6, 2)
     num_heads: tuple[int, ...] = (3, 6, 12, 24)
@@ -79,6 +90,10 @@ class VideoSwinConfig(PreTrainedConfig):
             fail(f"num_frames={self.num_frames} must be a multiple of the temporal patch size {self.patch_size[0]}")
         if self.image_size % self.patch_size[1] or self.image_size % self.patch_size[2]:
             fail(f"image_size={self.image_size} must be a multiple of the spatial patch size {self.patch_size[1:]}")
+        if self.stem_channels < 0:
+            fail(f"stem_channels={self.stem_channels} must be 0 (the linear patchify) or a number of channels")
+        if self.stem_kernel_size < 1 or self.stem_kernel_size % 2 == 0:
+            fail(f"stem_kernel_size={self.stem_kernel_size} must be odd, so the stem keeps the frame size")
         if any(self.embed_dim * 2**i % h for i, h in enumerate(self.num_heads)):
             fail(f"each stage width embed_dim*2^i must divide by its heads: embed_dim={self.embed_dim}, "
                  f"num_heads={self.num_heads}")

@@ -325,6 +325,10 @@ def _vision_config(config: PreTrainedConfig) -> VideoSwinConfig:
 def _convert_video(state: StateDict, origin: str, config: PreTrainedConfig, source_format: str
                    ) -> tuple[StateDict, ConversionReport]:
     config = _vision_config(config)
+    if config.stem_channels:
+        raise ValueError(f"{origin}: Swin checkpoints embed patches linearly; a Video Swin with a convolutional stem "
+                         f"(stem_channels={config.stem_channels}) has no pretrained weights to load. Use "
+                         "stem_channels=0 to start from them.")
     if source_format == "auto":
         source_format = detect_video_format(state)
     report = ConversionReport(source_format)

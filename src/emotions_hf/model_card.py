@@ -308,7 +308,10 @@ def _model_rows(config) -> str:
             "LGF: LISF / GLCF",
             f"{config.use_lisf} / {config.use_glcf} (windows {list(config.lgf_window_sizes)})",
         ),
-        ("visual branch", f"Video Swin, embed {vision.embed_dim}, depths {list(vision.depths)}"),
+        ("visual branch", f"Video Swin, embed {vision.embed_dim}, depths {list(vision.depths)}, "
+         + (f"convolutional stem of {stem} channels, {vision.stem_kernel_size}x{vision.stem_kernel_size}"
+            if (stem := getattr(vision, "stem_channels", 0))
+            else "linear patch embedding (the paper's)")),
         ("audio branch", f"ResNet, widths {list(audio.hidden_sizes)}, depths {list(audio.depths)}"),
         (
             "input",

@@ -211,13 +211,30 @@ class _MaskedAttentionCPU(torch.autograd.Function):
         return (*grads, grad_mask)
 
 
+class VideoSwinStem(nn.Conv3d):
+    """The convolutional stem (`config.stem_channels`): a k×k Conv3d (`config.stem_kernel_size`) over each tubelet's
+    frames, stride 1 in space so it overlaps patch borders, then a GELU."""
+
+    def __init__(self, config: VideoSwinConfig):
+        frames, side = config.patch_size[0], config.stem_kernel_size
+        super().__init__(config.num_channels, config.stem_channels, kernel_size=(frames, side, side),
+                         stride=(frames, 1, 1), padding=(0, side // 2, side // 2))
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return F.gelu(super().forward(pixel_values))
+
+
 class VideoSwinPatchEmbed3D(nn.Module):
-    """Non-overlapping 3D patches -> tokens: Conv3d with kernel = stride = patch, then LayerNorm."""
+    """Non-overlapping 3D patches -> tokens: Conv3d with kernel = stride = patch, then LayerNorm. With
+    `config.stem_channels`, `VideoSwinStem` comes first and the patchify embeds its maps (one step in time)."""
 
     def __init__(self, config: VideoSwinConfig):
         super().__init__()
         self.patch_size = tuple(config.patch_size)
-        self.proj = nn.Conv3d(config.num_channels, config.embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.stem = VideoSwinStem(config) if config.stem_channels else None
+        projection_size = (1, *self.patch_size[1:]) if self.stem is not None else self.patch_size
+        in_channels = config.stem_channels or config.num_channels
+        self.proj = nn.Conv3d(in_channels, config.embed_dim, kernel_size=projection_size, stride=projection_size)
         self.norm = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -226,11 +243,13 @@ class VideoSwinPatchEmbed3D(nn.Module):
         A kernel = stride convolution is a Linear over flattened patches; computing it that way gives the channels-last
         layout directly and reads a strided input (e.g. a transposed (N, T, C, H, W) batch) with a single copy.
         """
-        pt, ph, pw = self.patch_size
         _, _, frames, height, width = pixel_values.shape
-        pad = ((-width) % pw, (-height) % ph, (-frames) % pt)
+        pad = [(-size) % patch for size, patch in zip((width, height, frames), self.patch_size[::-1])]
         if any(pad):
             pixel_values = F.pad(pixel_values, (0, pad[0], 0, pad[1], 0, pad[2]))
+        if self.stem is not None:
+            pixel_values = self.stem(pixel_values)
+        pt, ph, pw = self.proj.kernel_size
         n, _, frames, height, width = pixel_values.shape
         patches = pixel_values.unflatten(4, (width // pw, pw)).unflatten(3, (height // ph, ph))
         patches = patches.unflatten(2, (frames // pt, pt)).permute(0, 2, 4, 6, 1, 3, 5, 7)  # (N, D, H', W', C_in, pt, ph, pw)
@@ -451,7 +470,11 @@ class VideoSwinPreTrainedModel(PreTrainedModel):
         """Truncated-normal Linear weights and bias tables, zero biases, unit LayerNorms; the relative position index
         (a non-persistent buffer) is rebuilt, since meta-device loading leaves it empty."""
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv3d)):
+        if isinstance(module, VideoSwinStem):
+            # He init, the standard for a convolution before a rectifier: at std 0.02 its GELU would start linear
+            init.kaiming_normal_(module.weight, nonlinearity="relu")
+            init.zeros_(module.bias)
+        elif isinstance(module, (nn.Linear, nn.Conv3d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
