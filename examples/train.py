@@ -253,7 +253,8 @@ def backbone_fits(kind: str, config: AVCANetConfig) -> bool:
     """Whether the config's encoder has the shapes of the public checkpoints `auto` looks for (Swin-T, ResNet-34)."""
     if kind == "video":
         vision = config.vision_config
-        return config.uses_video and vision.embed_dim == 96 and tuple(vision.depths) == (2, 2, 6, 2)
+        return (config.uses_video and vision.embed_dim == 96 and tuple(vision.depths) == (2, 2, 6, 2)
+                and not vision.stem_channels)  # a convolutional stem has no pretrained weights
     audio = config.audio_config
     return config.uses_audio and tuple(audio.depths) == (3, 4, 6, 3) and tuple(audio.hidden_sizes) == (
         64, 128, 256, 512)

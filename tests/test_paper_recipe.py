@@ -297,6 +297,8 @@ def test_backbones_default_to_local_checkpoints_else_one_warning(tmp_path, capsy
         "video": "my_swin.pth", "audio": None}
     small = train.resolve_backbones(auto, small_config(), search_dirs=[folder], cache_dir=str(cache))
     assert small == {"video": None, "audio": None}  # the demo's encoders fit no public checkpoint
+    stem = AVCANetConfig(vision_config={"stem_channels": 16})  # Swin-T with a stem: no checkpoint holds its weights
+    assert train.resolve_backbones(auto, stem, search_dirs=[folder], cache_dir=str(cache))["video"] is None
     assert BACKBONE_NOTE in released_model_card()
 
 
