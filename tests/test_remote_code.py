@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
@@ -34,10 +35,12 @@ print("REMOTE-CODE-OK", type(model).__name__)
 """
 
 
-def test_saved_folder_loads_without_the_package(tmp_path):
+@pytest.mark.parametrize("stem_channels", [0, 4])  # the paper's patch embedding; the small config's stem
+def test_saved_folder_loads_without_the_package(tmp_path, stem_channels):
     torch.manual_seed(0)
-    config = AVCANetConfig(**TINY)
+    config = AVCANetConfig(**TINY, vision_config={"stem_channels": stem_channels})
     model = AVCANetForVideoClassification(config).eval()
+    assert (model.avcanet.video_encoder.patch_embed.stem is not None) == bool(stem_channels)
     folder = tmp_path / "avcanet-tiny"
     model.save_pretrained(folder)
 
