@@ -202,6 +202,34 @@ def test_issue14_switches_change_the_model():
         _small_model(video_projection_norm="batchnorm")
 
 
+@pytest.mark.parametrize("multitask_features", ["lgf", "encoder"])
+def test_fan_in_readout_init_covers_the_readout_linears_only(tmp_path, multitask_features):
+    from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
+
+    readouts = ["avcanet.video_projection", "head.classifier"]
+    if multitask_features == "encoder":
+        readouts += ["branch_heads.video", "branch_heads.audio"]
+    default = _small_model(readout_init="trunc_normal", multitask_features=multitask_features)
+    model = _small_model(readout_init="fan_in", multitask_features=multitask_features)
+    for name in readouts:
+        layer, plain = model.get_submodule(name), default.get_submodule(name)
+        bound = layer.in_features ** -0.5
+        for tensor in (layer.weight, layer.bias):  # U(-bound, bound): std bound / sqrt(3)
+            assert float(tensor.abs().max()) <= bound
+        assert abs(float(layer.weight.std()) / (bound / 3 ** 0.5) - 1) < 0.15, name
+        assert abs(float(plain.weight.std()) - 0.02) < 0.004 and not plain.bias.any(), name
+    others = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n not in readouts
+              and not n.startswith("avcanet.video_encoder") and m.weight.numel() >= 256]
+    assert len(others) > 10
+    assert all(abs(float(m.weight.std()) - 0.02) < 0.004 and not m.bias.any() for m in others)
+    model.save_pretrained(tmp_path)  # loading keeps the trained weights, whatever the init
+    loaded = AVCANetForVideoClassification.from_pretrained(tmp_path)
+    for name in readouts:
+        torch.testing.assert_close(loaded.get_submodule(name).weight, model.get_submodule(name).weight)
+    with pytest.raises(ValueError, match="readout_init"):
+        _small_model(readout_init="xavier")
+
+
 def test_mfcc_normalization_is_saved_with_the_feature_extractor(tmp_path):
     from emotions_hf.processing_avcanet import AVCANetProcessor
 

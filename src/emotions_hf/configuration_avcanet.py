@@ -20,6 +20,7 @@ LINEAR_FUSIONS = ("mid_concat", "sum")
 MODALITIES = ("audio-visual", "visual", "audio")
 LOSSES = ("ep_ce", "ce")
 VIDEO_PROJECTION_NORMS = ("none", "layernorm")
+READOUT_INITS = ("trunc_normal", "fan_in")
 # What the multi-task loss's visual-only and audio-only terms classify: the LGF outputs E_v^4, E_a^4 with the two
 # halves of W_f (the paper), the snippet means of the encoder features F_v, F_a with heads of their own, or both.
 MULTITASK_FEATURES = ("lgf", "encoder", "both")
@@ -165,6 +166,13 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             (a plain Linear, whose output scale is initializer_range·sqrt(width): ~0.14 for the small config while
             the audio projection's BatchNorm + Tanh gives F_a unit scale); "layernorm" normalises F_v per snippet,
             giving both modalities the same scale into the LGF module.
+        readout_init (`str`, "trunc_normal"): the init of the Linear layers between the encoders and the logits
+            (the video projection, the classifier and the multi-task `branch_heads`). "trunc_normal" gives them
+            `initializer_range` like every other layer; "fan_in" gives them PyTorch's `nn.Linear` default,
+            U(±1/sqrt(fan_in)) for weights and biases. The two agree at the paper's widths (1/sqrt(3·768) = 0.021);
+            at the small config's (48 -> 32 -> 6) 0.02 is a quarter of the fan-in scale, and the product of two such
+            near-zero matrices is all the Video Swin's gradient passes through at the start: the visual branch then
+            learned a weak cue (motion direction) on fewer seeds (`bench/learnability.py`).
         fusion (`str`, "mid_concat"): one of "mid_concat", "gated", "ew_multiply", "sum", "neural".
         use_lisf / use_glcf (`bool`, True): the local and global halves of the LGF module.
         modality (`str`, "audio-visual"): "audio-visual", "visual" or "audio".
@@ -219,6 +227,7 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         video_feature_dropout=0.5,
         lgf_residual_relu=True,
         video_projection_norm="none",
+        readout_init="trunc_normal",
         fusion="mid_concat",
         use_lisf=True,
         use_glcf=True,
@@ -264,6 +273,7 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
         self.video_feature_dropout = float(video_feature_dropout)
         self.lgf_residual_relu = bool(lgf_residual_relu)
         self.video_projection_norm = video_projection_norm
+        self.readout_init = readout_init
         self.fusion = fusion
         self.use_lisf = use_lisf
         self.use_glcf = use_glcf
@@ -352,6 +362,8 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
 
         if self.video_projection_norm not in VIDEO_PROJECTION_NORMS:
             fail(f"video_projection_norm={self.video_projection_norm!r} is not one of {VIDEO_PROJECTION_NORMS}")
+        if self.readout_init not in READOUT_INITS:
+            fail(f"readout_init={self.readout_init!r} is not one of {READOUT_INITS}")
         if self.fusion not in FUSIONS:
             fail(f"fusion={self.fusion!r} is not one of {FUSIONS}")
         if self.modality not in MODALITIES:

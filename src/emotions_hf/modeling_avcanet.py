@@ -61,6 +61,12 @@ def window_mask(num_snippets: int, window: int, device: torch.device) -> torch.T
         return (index[:, None] - index[None, :]).abs() <= window
 
 
+def readout(linear: nn.Linear) -> nn.Linear:
+    """Marks a Linear between the encoders and the logits, whose init `config.readout_init` chooses."""
+    linear.is_readout = True
+    return linear
+
+
 def _checked_batch(tensor, name: str, axes: str, layout: tuple[int, ...], modality: str) -> int:
     """Batch size of an input that must be (B, *layout); a ValueError naming the expected layout otherwise."""
     expected = f"{axes} = (B, {', '.join(map(str, layout))})"
@@ -367,7 +373,7 @@ class LinearFusionHead(nn.Module):
         self.modalities = modalities_of(config)
         self.concat = config.fusion == "mid_concat" and len(self.modalities) == 2
         in_features = config.hidden_size * (2 if self.concat else 1)
-        self.classifier = nn.Linear(in_features, config.num_labels)
+        self.classifier = readout(nn.Linear(in_features, config.num_labels))
 
     def forward(self, video, audio):
         weights = self.classifier.weight.chunk(2, dim=1) if self.concat else (self.classifier.weight,) * 2
@@ -389,7 +395,7 @@ class NonLinearFusionHead(nn.Module):
             self.gate = nn.Linear(2 * hidden, hidden)
         elif self.fusion == "neural":
             self.mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Dropout(config.lgf_dropout))
-        self.classifier = nn.Linear(hidden, config.num_labels)
+        self.classifier = readout(nn.Linear(hidden, config.num_labels))
 
     def forward(self, video, audio):
         if self.fusion == "gated":
@@ -427,10 +433,15 @@ class AVCANetPreTrainedModel(PreTrainedModel):
     _no_split_modules = ("VideoSwinBlock3D", "LISFLevel")
 
     def _init_weights(self, module):
-        """Truncated-normal Linear/Conv weights and zero biases, unit norms, config-derived buffers; the Video Swin
-        backbone and the ResNet keep their own init (transformers dispatches to it)."""
+        """Truncated-normal Linear/Conv weights and zero biases (the readout Linears: `config.readout_init`), unit
+        norms, config-derived buffers; the Video Swin backbone and the ResNet keep their own init (transformers
+        dispatches to it)."""
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
+        if getattr(module, "is_readout", False) and self.config.readout_init == "fan_in":
+            bound = 1.0 / math.sqrt(module.in_features)  # PyTorch's nn.Linear default
+            init.uniform_(module.weight, -bound, bound)
+            init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -457,7 +468,7 @@ class AVCANetModel(AVCANetPreTrainedModel):
             self.video_encoder = VideoSwinModel(config.vision_config)
             # The authors' `nn.Dropout(p=0.5)` on the pooled Swin features, before their `v_fc` (768 -> 512).
             self.video_feature_dropout = nn.Dropout(config.video_feature_dropout)
-            self.video_projection = nn.Linear(config.vision_config.hidden_size, config.hidden_size)
+            self.video_projection = readout(nn.Linear(config.vision_config.hidden_size, config.hidden_size))
             # config.video_projection_norm: "layernorm" gives F_v the unit scale F_a gets from its BatchNorm + Tanh
             self.video_projection_norm = (nn.LayerNorm(config.hidden_size)
                                           if config.video_projection_norm == "layernorm" else None)
@@ -580,7 +591,8 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         self.head = LinearFusionHead(config) if single_modality or config.fusion in LINEAR_FUSIONS \
             else NonLinearFusionHead(config)
         # the multi-task loss's own unimodal classifiers (multitask_features "encoder" or "both"), training only
-        self.branch_heads = nn.ModuleDict({m: nn.Linear(config.hidden_size, config.num_labels) for m in (VIDEO, AUDIO)}
+        self.branch_heads = nn.ModuleDict({m: readout(nn.Linear(config.hidden_size, config.num_labels))
+                                           for m in (VIDEO, AUDIO)}
                                           ) if config.use_multitask_loss and config.multitask_features != "lgf" \
             else None
         self.criterion = AVCANetLoss(config)
