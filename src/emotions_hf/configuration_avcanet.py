@@ -172,7 +172,7 @@ class AVCANetConfig(ModalityStreams, PreTrainedConfig):
             U(±1/sqrt(fan_in)) for weights and biases. The two agree at the paper's widths (1/sqrt(3·768) = 0.021);
             at the small config's (48 -> 32 -> 6) 0.02 is a quarter of the fan-in scale, and the product of two such
             near-zero matrices is all the Video Swin's gradient passes through at the start: the visual branch then
-            learned a weak cue (motion direction) on fewer seeds (`bench/learnability.py`).
+            learned a weak cue (motion direction) on fewer seeds (README, learnability suite).
         fusion (`str`, "mid_concat"): one of "mid_concat", "gated", "ew_multiply", "sum", "neural".
         use_lisf / use_glcf (`bool`, True): the local and global halves of the LGF module.
         modality (`str`, "audio-visual"): "audio-visual", "visual" or "audio".
