@@ -137,6 +137,32 @@ def test_fast_learnability_subset(tmp_path):
     assert 0.25 <= audio["accuracy"] <= 0.6, audio
 
 
+def test_cached_clip_trainer_caches_once_and_learns_an_easy_task(tmp_path):
+    """bench/learnability_cached.py: the processor's clips are written once (a second call finds the file) and the
+    plain-loop small recipe learns colour x band as the Trainer does in the fast subset; its report carries the
+    visual term's picture accuracy on the training clips and the probe of F_v."""
+    import learnability_cached
+
+    options = {"videos_per_class": 10, "duration": (1.0, 1.5), "size": 32}
+    path = learnability_cached.cache_clips(tmp_path, "colour-band", copies=2, **options)
+    written = path.stat().st_mtime_ns
+    assert learnability_cached.cache_clips(tmp_path, "colour-band", copies=2, **options) == path
+    assert path.stat().st_mtime_ns == written
+    clips = torch.load(path)
+    train, test = clips["train"], clips["test"]
+    assert train["pixel_values"].shape[:2] == (2, len(train["labels"])) and test["pixel_values"].shape[0] == 1
+    assert train["audio_mask"].all() and not torch.equal(train["pixel_values"][0], train["pixel_values"][1])
+
+    result = learnability_cached.train_cached(clips, seed=1, epochs=10, trace_every=5)
+    assert result["accuracy"] >= 0.75, result
+    assert result["fused_picture_accuracy"] >= 0.75 and result["fused_sound_accuracy"] >= 0.75, result
+    assert [point["epoch"] for point in result["trace"]] == [5, 10]
+    assert 0.0 <= result["train_fused_picture_accuracy"] <= 1.0 and len(result["probe_picture"]) == 1
+    assert "AV" in learnability_cached.summary_line("colour-band", result)
+    with pytest.raises(ValueError, match="audio-visual model only"):
+        learnability_cached.train_cached(clips, seed=1, epochs=1, config_overrides={"modality": "visual"})
+
+
 def test_cue_accuracies_score_each_cue_of_the_predicted_class():
     import learnability
 
