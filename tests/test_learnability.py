@@ -237,6 +237,8 @@ def test_fan_in_readout_init_covers_the_readout_linears_only(tmp_path, multitask
         readouts += ["branch_heads.video", "branch_heads.audio"]
     default = _small_model(readout_init="trunc_normal", multitask_features=multitask_features)
     model = _small_model(readout_init="fan_in", multitask_features=multitask_features)
+    for inspected in (default, model):  # only read here: float() of a parameter that requires grad warns
+        inspected.requires_grad_(False)
     for name in readouts:
         layer, plain = model.get_submodule(name), default.get_submodule(name)
         bound = layer.in_features ** -0.5
