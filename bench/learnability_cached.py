@@ -21,6 +21,7 @@ Results are appended as JSON lines to `<work_dir>/cached_results.jsonl`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -50,7 +51,8 @@ def cache_clips(work_dir: Path, task: str, copies: int, videos_per_class: int = 
                 **generate_options) -> Path:
     """Write (once) the processor's clips of a task: `copies` augmented versions of the training split and the
     eval-mode test split, as {"train"|"test": {"pixel_values" (copies, N, ...) float16, "input_features",
-    "audio_mask", "labels"}, "label_config": the dataset's id2label, label2id, label2polarity}. Returns the file."""
+    "audio_mask", "labels"}, "label_config": the dataset's id2label, label2id, label2polarity}. Returns the file,
+    named after the processor's settings: clips cached with another small config or processor are never reused."""
     from emotions_hf.configuration_avcanet import AVCANetConfig
     from emotions_hf.data import processor_item
     from emotions_hf.data.loading import load_prepared
@@ -58,11 +60,12 @@ def cache_clips(work_dir: Path, task: str, copies: int, videos_per_class: int = 
     from emotions_hf.training import labels_from_dataset
 
     dataset = prepared_task(work_dir, task, videos_per_class, data_seed, **generate_options)
-    path = dataset.parent / f"clips-{copies}.pt"
+    processor = AVCANetProcessor.from_model_config(AVCANetConfig(**SMALL_CONFIG), **LEARNABILITY_PROCESSOR)
+    settings = hashlib.sha256(processor.to_json_string().encode()).hexdigest()[:12]
+    path = dataset.parent / f"clips-{copies}-{settings}.pt"
     if path.exists():
         return path
     data = load_prepared(dataset, "all")
-    processor = AVCANetProcessor.from_model_config(AVCANetConfig(**SMALL_CONFIG), **LEARNABILITY_PROCESSOR)
     clips = {"label_config": labels_from_dataset(data["train"])}
     for split in ("train", "test"):
         items = [processor_item(row) for row in data[split]]
