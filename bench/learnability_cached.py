@@ -7,7 +7,7 @@ tasks one run is one draw of a race between learning the cue and memorising the 
 learnability suite). This tool caches, once per task, `--copies` augmented copies of each training video (the
 suite's processor with `training=True`, one copy per epoch in turn) and the eval-mode test clips, then trains the
 audio-visual small config with the small recipe (`examples/presets.py`: AdamW with weight decay on matrices only,
-linear warm-up + cosine, gradient clipping, batch 8) on one thread, a minute or two a run. Per run it prints the test
+linear warm-up + cosine, gradient clipping, the fusion layers' own rates, batch 8) on one thread, a minute or two a run. Per run it prints the test
 accuracy, the picture value the visual logit term reads on the test clips and on the training clips (a large gap:
 memorisation), and a logistic-regression probe of the picture value on F_v's snippet mean (did the Video Swin
 learn the cue at all?). The README's cached-clip tables came from it.
@@ -48,11 +48,12 @@ PROBE_EVERY = 20  # epochs between two probes of F_v (and one before training)
 
 
 def cache_clips(work_dir: Path, task: str, copies: int, videos_per_class: int = 40, data_seed: int = 0,
-                **generate_options) -> Path:
+                config_overrides: dict | None = None, **generate_options) -> Path:
     """Write (once) the processor's clips of a task: `copies` augmented versions of the training split and the
     eval-mode test split, as {"train"|"test": {"pixel_values" (copies, N, ...) float16, "input_features",
-    "audio_mask", "labels"}, "label_config": the dataset's id2label, label2id, label2polarity}. Returns the file,
-    named after the processor's settings: clips cached with another small config or processor are never reused."""
+    "audio_mask", "labels"}, "label_config": the dataset's id2label, label2id, label2polarity}, with the processor
+    of the small config under `config_overrides` (e.g. more frames per snippet). Returns the file, named after the
+    processor's settings: clips cached with another small config or processor are never reused."""
     from emotions_hf.configuration_avcanet import AVCANetConfig
     from emotions_hf.data import processor_item
     from emotions_hf.data.loading import load_prepared
@@ -60,7 +61,8 @@ def cache_clips(work_dir: Path, task: str, copies: int, videos_per_class: int = 
     from emotions_hf.training import labels_from_dataset
 
     dataset = prepared_task(work_dir, task, videos_per_class, data_seed, **generate_options)
-    processor = AVCANetProcessor.from_model_config(AVCANetConfig(**SMALL_CONFIG), **LEARNABILITY_PROCESSOR)
+    processor = AVCANetProcessor.from_model_config(AVCANetConfig(**{**SMALL_CONFIG, **(config_overrides or {})}),
+                                                   **LEARNABILITY_PROCESSOR)
     settings = hashlib.sha256(processor.to_json_string().encode()).hexdigest()[:12]
     path = dataset.parent / f"clips-{copies}-{settings}.pt"
     if path.exists():
@@ -129,7 +131,7 @@ def train_cached(clips: dict, seed: int, epochs: int = int(SUITE_EPOCHS), config
 
     from emotions_hf.configuration_avcanet import AVCANetConfig
     from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
-    from emotions_hf.training import AVCANetTrainingArguments
+    from emotions_hf.training import AVCANetTrainingArguments, scale_learning_rate
 
     settings = {**SMALL_CONFIG, **(config_overrides or {}), **clips["label_config"]}
     if settings.get("modality", "audio-visual") != "audio-visual":
@@ -145,6 +147,9 @@ def train_cached(clips: dict, seed: int, epochs: int = int(SUITE_EPOCHS), config
     others = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": weight_decay},
                                    {"params": others, "weight_decay": 0.0}], lr=SMALL_TRAINING["learning_rate"])
+    fusion = model.fusion_parameter_groups()
+    for stream, scale in SMALL_TRAINING.get("fusion_learning_rate_scales", {}).items():
+        scale_learning_rate(optimizer, fusion[stream], scale)
     scheduler = get_scheduler(SMALL_TRAINING["lr_scheduler_type"], optimizer,
                               num_warmup_steps=int(SMALL_TRAINING["warmup_steps"] * steps), num_training_steps=steps)
     order = torch.Generator().manual_seed(seed)
@@ -195,9 +200,9 @@ def main(argv=None) -> list[dict]:
     torch.set_num_threads(options.threads)
     work_dir = Path(options.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    clips = torch.load(cache_clips(work_dir, options.task, options.copies, options.videos_per_class,
-                                   options.data_seed))
     overrides = parse_literal_overrides(options.config_overrides)
+    clips = torch.load(cache_clips(work_dir, options.task, options.copies, options.videos_per_class,
+                                   options.data_seed, overrides))
     results = []
     for seed in options.seeds:
         result = {"task": options.task, **train_cached(clips, seed, options.epochs, overrides,

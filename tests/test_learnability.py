@@ -138,10 +138,10 @@ def test_fast_learnability_subset(tmp_path):
 
 
 def test_cached_clip_trainer_caches_once_and_learns_an_easy_task(tmp_path, monkeypatch):
-    """bench/learnability_cached.py: the processor's clips are written once (a second call finds the file, another
-    processor setting gets a file of its own) and the plain-loop small recipe learns colour x band as the Trainer
-    does in the fast subset; its report carries the visual term's picture accuracy on the training clips and the
-    probe of F_v."""
+    """bench/learnability_cached.py: the processor's clips are written once (a second call finds the file; another
+    processor setting or model config override gets a file of its own, with its own shapes) and the plain-loop small
+    recipe learns colour x band as the Trainer does in the fast subset; its report carries the visual term's picture
+    accuracy on the training clips and the probe of F_v."""
     import learnability_cached
 
     options = {"videos_per_class": 10, "duration": (1.0, 1.5), "size": 32}
@@ -153,6 +153,9 @@ def test_cached_clip_trainer_caches_once_and_learns_an_easy_task(tmp_path, monke
         patch.setattr(learnability_cached, "LEARNABILITY_PROCESSOR", {"crop_scales": (1.0, 0.5)})
         other = learnability_cached.cache_clips(tmp_path, "colour-band", copies=2, **options)
     assert other != path and other.exists() and path.stat().st_mtime_ns == written
+    fewer = learnability_cached.cache_clips(tmp_path, "colour-band", copies=2, config_overrides={"num_snippets": 2},
+                                            **options)
+    assert fewer not in (path, other) and torch.load(fewer)["test"]["pixel_values"].shape[2] == 2
     clips = torch.load(path)
     train, test = clips["train"], clips["test"]
     assert train["pixel_values"].shape[:2] == (2, len(train["labels"])) and test["pixel_values"].shape[0] == 1

@@ -167,6 +167,52 @@ def test_no_gradient_clipping_by_default(tmp_path):
     assert SMALL_TRAINING["max_grad_norm"] == 1.0  # the CPU demo keeps its own, explicitly
 
 
+def test_one_learning_rate_by_default_and_fusion_scales_as_a_switch(tmp_path):
+    """The authors train every layer at one rate; `fusion_learning_rate_scales` (issue 14) gives each stream of
+    fusion layers (video, audio, shared) its own fraction of it, in every weight-decay group, through the whole
+    schedule."""
+    model = AVCANetForVideoClassification(small_config())
+    processor = AVCANetProcessor.from_model_config(model.config)
+    lr = paper_args(tmp_path).learning_rate
+
+    def trainer_with(**overrides):
+        trainer = AVCANetTrainer(model=model, processing_class=processor,
+                                 args=paper_args(tmp_path, lr_scheduler_type="cosine", **overrides))
+        trainer.create_optimizer_and_scheduler(num_training_steps=20)
+        return trainer
+
+    assert paper_args(tmp_path).fusion_learning_rate_scales == {}
+    assert {group["initial_lr"] for group in trainer_with().optimizer.param_groups} == {lr}
+    streams = {stream: {name for name, p in model.named_parameters() if id(p) in {id(q) for q in parameters}}
+               for stream, parameters in model.fusion_parameter_groups().items()}
+    assert all(".video." in name for name in streams["video"]) and all(".audio." in name for name in streams["audio"])
+    assert any(".self_attention.video." in name for name in streams["video"])
+    assert any(name.startswith("avcanet.glcf.projection.audio") for name in streams["audio"])
+    assert any(".cross_attention." in name for name in streams["shared"]) and "head.classifier.weight" in streams[
+        "shared"]
+    after_encoders = {name for name, _ in model.named_parameters() if name.startswith(("avcanet.lisf",
+                                                                                         "avcanet.glcf", "head"))}
+    assert set.union(*streams.values()) == after_encoders and sum(map(len, streams.values())) == len(after_encoders)
+
+    trainer = trainer_with(fusion_learning_rate_scales='{"video": 0.3, "shared": 0.5}')  # JSON, as on the command line
+    groups = trainer.optimizer.param_groups  # initial_lr: the schedule's base rate (lr is 0 in the warm-up)
+    grouped = [id(p) for group in groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())  # every parameter, once
+    rate_of = {id(p): group["initial_lr"] for group in groups for p in group["params"]}
+    for name, parameter in model.named_parameters():
+        expected = 0.3 if name in streams["video"] else 0.5 if name in streams["shared"] else 1.0
+        assert rate_of[id(parameter)] == pytest.approx(expected * lr), name
+    assert {group["weight_decay"] for group in groups if group["initial_lr"] < lr} == {0.02, 0.0}
+    for _ in range(10):  # the schedule scales every group alike
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    rates = trainer.lr_scheduler.get_last_lr()
+    assert min(rates) == pytest.approx(0.3 * max(rates)) and max(rates) < lr
+    for wrong in ({"visual": 0.3}, {"video": 0.0}, "{video: 0.3}"):
+        with pytest.raises(ValueError, match="fusion_learning_rate_scales"):
+            paper_args(tmp_path, fusion_learning_rate_scales=wrong)
+
+
 # ---- 6. The learning-rate schedule the authors meant ----
 
 
@@ -307,9 +353,14 @@ def test_small_demo_keeps_its_own_switches_explicitly():
     model, processor, _ = train.build_model_and_processor(
         train.ModelArguments(config_name="small", video_backbone="none", audio_backbone="none"),
         {"id2label": AVCANetConfig().id2label, "label2id": AVCANetConfig().label2id})
-    assert model.config.vision_config.stem_channels == 16 and AVCANetConfig().vision_config.stem_channels == 0
+    assert model.config.vision_config.stem_channels == 32 and AVCANetConfig().vision_config.stem_channels == 0
     assert model.config.readout_init == "fan_in" and AVCANetConfig().readout_init == "trunc_normal"
     assert processor.video_processor.crop_scales == SMALL_PROCESSOR["crop_scales"] == MULTI_SCALE_CROP_SCALES
     assert processor.video_processor.brightness == pytest.approx((0.8, 1.2))
     assert SMALL_TRAINING["lr_scheduler_type"] == "cosine"
+    args = train.parse_arguments(["--config_name", "small", "--output_dir", "unused"])[2]
+    assert args.fusion_learning_rate_scales == {"video": 0.3, "shared": 0.3} == SMALL_TRAINING[
+        "fusion_learning_rate_scales"]
+    card = render_model_card(model.config, args)
+    assert "video fusion layers x0.3" in card and "shared fusion layers x0.3" in card
     assert (SMALL_CONFIG["video_feature_dropout"], SMALL_CONFIG["lgf_norm_context"]) == (0.0, True)

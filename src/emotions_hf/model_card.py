@@ -155,7 +155,9 @@ _RECIPE_FIELDS = (
         "optimiser",
         lambda a: f"{_name(a.optim)} (betas {a.adam_beta1}, {a.adam_beta2}; weight decay {a.weight_decay})",
     ),
-    ("learning rate", lambda a: f"{a.learning_rate:g}"),
+    ("learning rate", lambda a: f"{a.learning_rate:g}" + "".join(
+        f"; {stream} fusion layers x{scale:g}" for stream, scale in (getattr(a, "fusion_learning_rate_scales", None)
+                                                                     or {}).items() if scale != 1.0)),
     ("schedule", _schedule),
     ("gradient clipping", lambda a: f"max norm {a.max_grad_norm:g}" if a.max_grad_norm and a.max_grad_norm > 0
      else "none"),

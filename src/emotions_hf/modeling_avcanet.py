@@ -598,6 +598,24 @@ class AVCANetForVideoClassification(AVCANetPreTrainedModel):
         self.criterion = AVCANetLoss(config)
         self.post_init()
 
+    def fusion_parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters after the encoders, by stream: "video" and "audio" (each LISF, GLCF and branch-head
+        `ModuleDict`'s entry of that modality: its self-attention blocks, gates, dilated blocks, level scores, GLCF
+        projection, branch head) and "shared" (what both streams use: the cross-modal attention, the level-weight
+        attention, GLCF's attention, the fusion head). `AVCANetTrainingArguments.fusion_learning_rate_scales`
+        trains each at its own rate."""
+        owners = [m for m in (getattr(self.avcanet, "lisf", None), getattr(self.avcanet, "glcf", None), self.head,
+                              self.branch_heads) if m is not None]
+        groups = {VIDEO: [], AUDIO: []}
+        for module in (module for owner in owners for module in owner.modules()):
+            if isinstance(module, nn.ModuleDict):
+                for modality, parameters in groups.items():
+                    if modality in module:
+                        parameters.extend(module[modality].parameters())
+        streams = {id(p) for parameters in groups.values() for p in parameters}
+        groups["shared"] = [p for owner in owners for p in owner.parameters() if id(p) not in streams]
+        return groups
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`; the saved `auto_map` also names the base `AVCANetModel`, so
         `AutoModel.from_pretrained(folder, trust_remote_code=True)` loads the encoders from this checkpoint."""

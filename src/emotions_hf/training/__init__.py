@@ -12,7 +12,7 @@ from .checkpoints import (
     shutdown_distributed,
 )
 from .data import AVCANetDataCollator, VideoClipDataset, labels_from_dataset, sample_seed
-from .trainer import AVCANetTrainer
+from .trainer import AVCANetTrainer, scale_learning_rate
 from .unreadable import UnreadableTally, UnreadableVideosError
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "labels_from_dataset",
     "last_complete_checkpoint",
     "sample_seed",
+    "scale_learning_rate",
     "shutdown_distributed",
 ]

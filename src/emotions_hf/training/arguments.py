@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -74,6 +75,24 @@ def check_launch() -> None:
         )
 
 
+FUSION_STREAMS = ("video", "audio", "shared")
+
+
+def parse_fusion_scales(scales: dict | str | None) -> dict[str, float]:
+    """`fusion_learning_rate_scales` from a dict or its JSON (the command line) -> {stream: scale > 0}."""
+    if isinstance(scales, str):
+        try:
+            scales = json.loads(scales)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"fusion_learning_rate_scales={scales!r} is not JSON: {error}") from None
+    scales = dict(scales or {})
+    unknown = sorted(set(scales) - set(FUSION_STREAMS))
+    if unknown or not all(isinstance(v, (int, float)) and v > 0 for v in scales.values()):
+        raise ValueError(f"fusion_learning_rate_scales={scales!r}: keys among {FUSION_STREAMS}, each a fraction of "
+                         "learning_rate > 0 (1 trains that stream at the full rate)")
+    return {stream: float(scale) for stream, scale in scales.items()}
+
+
 @dataclass
 class AVCANetTrainingArguments(TrainingArguments):
     """`TrainingArguments` whose defaults are the authors' recipe plus what video training needs.
@@ -123,6 +142,17 @@ class AVCANetTrainingArguments(TrainingArguments):
     )
     max_grad_norm: float = field(
         default=0.0, metadata={"help": "Gradient clipping norm; 0 = none (the authors clip nothing)."}
+    )
+    fusion_learning_rate_scales: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rates of the layers after the encoders, as fractions of --learning_rate, by stream "
+            "(JSON): 'video' and 'audio' (each stream's own LGF layers: self-attention, gates, dilated blocks, "
+            "level scores, GLCF projection) and 'shared' (cross-modal attention, level-weight attention, GLCF "
+            "attention, the fusion head); a stream left out keeps 1. None (the paper's single rate) trains every "
+            "layer alike. The small recipe's {\"video\": 0.3, \"shared\": 0.3} keeps the fusion from fitting "
+            "each training video by its look before the video encoder learns a slow cue (issue 14)."
+        },
     )
     metric_for_best_model: str | None = field(
         default="accuracy",
@@ -186,6 +216,7 @@ class AVCANetTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        self.fusion_learning_rate_scales = parse_fusion_scales(self.fusion_learning_rate_scales)
         if not 0.0 <= self.max_unreadable_fraction <= 1.0:
             raise ValueError(f"max_unreadable_fraction={self.max_unreadable_fraction} must be in [0, 1]")
         check_launch()

@@ -36,6 +36,23 @@ LOSS_TERMS = ("fused_loss", "visual_loss", "audio_loss")
 IGNORED_LABEL = -100  # the label of an unreadable video's placeholder row in evaluation
 
 
+def scale_learning_rate(optimizer: torch.optim.Optimizer, parameters, scale: float) -> int:
+    """Move `parameters` into groups of their own, each a copy of its former group's settings with `scale` times
+    its learning rate (before any step: a schedule then scales every group alike). Returns how many moved."""
+    chosen = {id(p) for p in parameters}
+    count = 0
+    for group in list(optimizer.param_groups):
+        moved = [p for p in group["params"] if id(p) in chosen]
+        if not moved:
+            continue
+        group["params"] = [p for p in group["params"] if id(p) not in chosen]
+        optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"}, "params": moved,
+                                   "lr": group["lr"] * scale})
+        count += len(moved)
+    optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
+    return count
+
+
 class _EpochSeedCallback(TrainerCallback):
     """Tell the training dataset the epoch (for the augmentation seeds) before the epoch's workers start."""
 
@@ -337,7 +354,24 @@ class AVCANetTrainer(Trainer):
                 self.create_model_card()
         return scalar_metrics(metrics)
 
-    # ---- learning-rate schedule ----
+    # ---- optimiser and learning-rate schedule ----
+
+    def create_optimizer(self, model=None):
+        """`Trainer.create_optimizer` (its documented extension point), plus `fusion_learning_rate_scales`: each
+        scaled stream of fusion layers gets parameter groups of their own at its fraction of the learning rate."""
+        if self.optimizer is not None:
+            return self.optimizer
+        optimizer = super().create_optimizer(model)
+        scales = getattr(self.args, "fusion_learning_rate_scales", None) or {}
+        if any(scale != 1.0 for scale in scales.values()):
+            groups = self.model.fusion_parameter_groups()
+            for stream, scale in scales.items():
+                trainable = [p for p in groups[stream] if p.requires_grad]
+                if trainable and scale_learning_rate(optimizer, trainable, scale) != len(trainable):
+                    # e.g. a wrapper that flattens the parameters (FSDP) before the optimiser is built
+                    raise ValueError(f"fusion_learning_rate_scales: the optimiser does not hold the model's {stream} "
+                                     "fusion parameters as they are; train without the scales here")
+        return optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """`Trainer.create_scheduler` (its documented extension point), plus `lr_scheduler_type="paper"`: the
