@@ -208,9 +208,13 @@ def test_one_learning_rate_by_default_and_fusion_scales_as_a_switch(tmp_path):
         trainer.lr_scheduler.step()
     rates = trainer.lr_scheduler.get_last_lr()
     assert min(rates) == pytest.approx(0.3 * max(rates)) and max(rates) < lr
+    assert paper_args(tmp_path, fusion_learning_rate_scales="{'audio': 2}").fusion_learning_rate_scales == {
+        "audio": 2.0}  # argparse's str() of a dict default
     for wrong in ({"visual": 0.3}, {"video": 0.0}, "{video: 0.3}"):
         with pytest.raises(ValueError, match="fusion_learning_rate_scales"):
             paper_args(tmp_path, fusion_learning_rate_scales=wrong)
+    with pytest.raises(TypeError, match="fusion_learning_rate_scales"):
+        paper_args(tmp_path, fusion_learning_rate_scales="[0.3]")
 
 
 # ---- 6. The learning-rate schedule the authors meant ----

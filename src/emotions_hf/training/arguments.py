@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from dataclasses import dataclass, field
@@ -79,12 +80,19 @@ FUSION_STREAMS = ("video", "audio", "shared")
 
 
 def parse_fusion_scales(scales: dict | str | None) -> dict[str, float]:
-    """`fusion_learning_rate_scales` from a dict or its JSON (the command line) -> {stream: scale > 0}."""
+    """`fusion_learning_rate_scales` from a dict, its JSON (the command line) or its Python text (argparse turns a
+    dict default into `str(dict)`) -> {stream: scale > 0}."""
     if isinstance(scales, str):
         try:
             scales = json.loads(scales)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"fusion_learning_rate_scales={scales!r} is not JSON: {error}") from None
+        except json.JSONDecodeError:
+            try:
+                scales = ast.literal_eval(scales)
+            except (ValueError, SyntaxError):
+                raise ValueError(f"fusion_learning_rate_scales={scales!r} is neither JSON nor a Python dict, e.g. "
+                                 '\'{"video": 0.3, "shared": 0.3}\'') from None
+    if not isinstance(scales, (dict, type(None))):
+        raise TypeError(f"fusion_learning_rate_scales={scales!r} must be a dict of stream -> scale")
     scales = dict(scales or {})
     unknown = sorted(set(scales) - set(FUSION_STREAMS))
     if unknown or not all(isinstance(v, (int, float)) and v > 0 for v in scales.values()):
