@@ -131,7 +131,7 @@ def train_cached(clips: dict, seed: int, epochs: int = int(SUITE_EPOCHS), config
 
     from emotions_hf.configuration_avcanet import AVCANetConfig
     from emotions_hf.modeling_avcanet import AVCANetForVideoClassification
-    from emotions_hf.training import AVCANetTrainingArguments, scale_learning_rate
+    from emotions_hf.training import AVCANetTrainingArguments, apply_fusion_learning_rate_scales
 
     settings = {**SMALL_CONFIG, **(config_overrides or {}), **clips["label_config"]}
     if settings.get("modality", "audio-visual") != "audio-visual":
@@ -147,9 +147,7 @@ def train_cached(clips: dict, seed: int, epochs: int = int(SUITE_EPOCHS), config
     others = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": weight_decay},
                                    {"params": others, "weight_decay": 0.0}], lr=SMALL_TRAINING["learning_rate"])
-    fusion = model.fusion_parameter_groups()
-    for stream, scale in SMALL_TRAINING.get("fusion_learning_rate_scales", {}).items():
-        scale_learning_rate(optimizer, fusion[stream], scale)
+    apply_fusion_learning_rate_scales(optimizer, model, SMALL_TRAINING.get("fusion_learning_rate_scales", {}))
     scheduler = get_scheduler(SMALL_TRAINING["lr_scheduler_type"], optimizer,
                               num_warmup_steps=int(SMALL_TRAINING["warmup_steps"] * steps), num_training_steps=steps)
     order = torch.Generator().manual_seed(seed)

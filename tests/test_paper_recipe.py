@@ -365,6 +365,9 @@ def test_small_demo_keeps_its_own_switches_explicitly():
     args = train.parse_arguments(["--config_name", "small", "--output_dir", "unused"])[2]
     assert args.fusion_learning_rate_scales == {"video": 0.3, "shared": 0.3} == SMALL_TRAINING[
         "fusion_learning_rate_scales"]
+    # with a dataset, argparse hands the recipe's dict default over as str(dict)
+    with_data = train.parse_arguments(["--dataset", "data", "--config_name", "small", "--output_dir", "unused"])[2]
+    assert with_data.fusion_learning_rate_scales == args.fusion_learning_rate_scales
     card = render_model_card(model.config, args)
     assert "video fusion layers x0.3" in card and "shared fusion layers x0.3" in card
     assert (SMALL_CONFIG["video_feature_dropout"], SMALL_CONFIG["lgf_norm_context"]) == (0.0, True)

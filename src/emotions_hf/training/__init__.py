@@ -12,7 +12,7 @@ from .checkpoints import (
     shutdown_distributed,
 )
 from .data import AVCANetDataCollator, VideoClipDataset, labels_from_dataset, sample_seed
-from .trainer import AVCANetTrainer, scale_learning_rate
+from .trainer import AVCANetTrainer, apply_fusion_learning_rate_scales
 from .unreadable import UnreadableTally, UnreadableVideosError
 
 __all__ = [
@@ -22,11 +22,11 @@ __all__ = [
     "UnreadableTally",
     "UnreadableVideosError",
     "VideoClipDataset",
+    "apply_fusion_learning_rate_scales",
     "checkpoint_is_complete",
     "ensure_writable",
     "labels_from_dataset",
     "last_complete_checkpoint",
     "sample_seed",
-    "scale_learning_rate",
     "shutdown_distributed",
 ]

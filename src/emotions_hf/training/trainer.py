@@ -53,6 +53,18 @@ def scale_learning_rate(optimizer: torch.optim.Optimizer, parameters, scale: flo
     return count
 
 
+def apply_fusion_learning_rate_scales(optimizer: torch.optim.Optimizer, model, scales: dict[str, float]) -> None:
+    """`fusion_learning_rate_scales` on a freshly built optimiser of `model`: each scaled stream of its fusion layers
+    (`fusion_parameter_groups`) gets parameter groups of their own at its fraction of the learning rate."""
+    groups = model.fusion_parameter_groups() if any(scale != 1.0 for scale in scales.values()) else {}
+    for stream, scale in scales.items():
+        trainable = [p for p in groups.get(stream, ()) if p.requires_grad]
+        if scale != 1.0 and trainable and scale_learning_rate(optimizer, trainable, scale) != len(trainable):
+            # e.g. a wrapper that flattens the parameters (FSDP) before the optimiser is built
+            raise ValueError(f"fusion_learning_rate_scales: the optimiser does not hold the model's {stream} fusion "
+                             "parameters as they are; train without the scales here")
+
+
 class _EpochSeedCallback(TrainerCallback):
     """Tell the training dataset the epoch (for the augmentation seeds) before the epoch's workers start."""
 
@@ -357,20 +369,13 @@ class AVCANetTrainer(Trainer):
     # ---- optimiser and learning-rate schedule ----
 
     def create_optimizer(self, model=None):
-        """`Trainer.create_optimizer` (its documented extension point), plus `fusion_learning_rate_scales`: each
-        scaled stream of fusion layers gets parameter groups of their own at its fraction of the learning rate."""
+        """`Trainer.create_optimizer` (its documented extension point), plus `fusion_learning_rate_scales`
+        (`apply_fusion_learning_rate_scales`)."""
         if self.optimizer is not None:
             return self.optimizer
         optimizer = super().create_optimizer(model)
-        scales = getattr(self.args, "fusion_learning_rate_scales", None) or {}
-        if any(scale != 1.0 for scale in scales.values()):
-            groups = self.model.fusion_parameter_groups()
-            for stream, scale in scales.items():
-                trainable = [p for p in groups[stream] if p.requires_grad]
-                if trainable and scale_learning_rate(optimizer, trainable, scale) != len(trainable):
-                    # e.g. a wrapper that flattens the parameters (FSDP) before the optimiser is built
-                    raise ValueError(f"fusion_learning_rate_scales: the optimiser does not hold the model's {stream} "
-                                     "fusion parameters as they are; train without the scales here")
+        apply_fusion_learning_rate_scales(optimizer, self.model,
+                                          getattr(self.args, "fusion_learning_rate_scales", None) or {})
         return optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
