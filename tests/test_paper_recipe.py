@@ -357,7 +357,7 @@ def test_small_demo_keeps_its_own_switches_explicitly():
     model, processor, _ = train.build_model_and_processor(
         train.ModelArguments(config_name="small", video_backbone="none", audio_backbone="none"),
         {"id2label": AVCANetConfig().id2label, "label2id": AVCANetConfig().label2id})
-    assert model.config.vision_config.stem_channels == 32 and AVCANetConfig().vision_config.stem_channels == 0
+    assert model.config.vision_config.stem_channels == 48 and AVCANetConfig().vision_config.stem_channels == 0
     assert model.config.readout_init == "fan_in" and AVCANetConfig().readout_init == "trunc_normal"
     assert processor.video_processor.crop_scales == SMALL_PROCESSOR["crop_scales"] == MULTI_SCALE_CROP_SCALES
     assert processor.video_processor.brightness == pytest.approx((0.8, 1.2))
