@@ -170,6 +170,30 @@ def test_one_folder_one_source(tmp_path, prepared):
         prepare(other.root, copy, progress=False)
 
 
+def test_a_second_preparation_of_a_folder_waits_for_the_first(tmp_path):
+    """Two processes preparing one folder (two bench runs of one task) must not clear each other's temporary folder
+    or stage the same metadata files: the second waits for the lock the first holds, then finds the work done."""
+    import threading
+
+    from filelock import FileLock
+
+    source = generate(tmp_path / "src", videos_per_class=2, layout="folder", seed=4)
+    out = tmp_path / "out"
+    first = FileLock(out / prepare_module.STATE_DIR / "prepare.lock")
+    out.joinpath(prepare_module.STATE_DIR).mkdir(parents=True)
+    results = []
+    with first:
+        second = threading.Thread(target=lambda: results.append(
+            prepare(source.root, out, test_fraction=0.5, variants=["all"], progress=False)))
+        second.start()
+        second.join(timeout=3)
+        assert second.is_alive() and not (out / "README.md").exists() and not results  # waiting, no card written
+    second.join(timeout=120)
+    assert not second.is_alive() and results[0].videos == len(source.videos)
+    loaded = _load(out, "all", tmp_path / "cache")
+    assert loaded["train"].num_rows + loaded["test"].num_rows == results[0].videos
+
+
 def test_ucf101_lists_and_public_label_set(tmp_path):
     ucf = generate(tmp_path / "ucf", videos_per_class=2, layout="ucf101", seed=5)
     entries, _ = open_source(ucf.root).list()

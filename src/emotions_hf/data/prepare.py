@@ -441,6 +441,21 @@ def _prepare(source, out_dir: Path, options: PrepareOptions) -> PrepareResult:
     if out_dir.resolve().is_relative_to(src.root.resolve()):
         raise PrepareError(f"{out_dir} is inside the source {src.root}; write the dataset folder elsewhere")
     _check_writable(out_dir)
+    with _one_preparation_at_a_time(out_dir):
+        return _prepare_locked(source, src, out_dir, options)
+
+
+def _one_preparation_at_a_time(out_dir: Path):
+    """A lock on the dataset folder: a second preparation of it (two bench processes of one task, say) waits for
+    the first and then finds its work done, instead of clearing the first one's temporary folder and staging the
+    same metadata files under it."""
+    from filelock import FileLock
+
+    (out_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    return FileLock(out_dir / STATE_DIR / "prepare.lock")
+
+
+def _prepare_locked(source, src: Source, out_dir: Path, options: PrepareOptions) -> PrepareResult:
     label_set = options.labels
     entries, source_problems = src.list()
     valid, problems = _triage(entries, label_set)
