@@ -7,8 +7,8 @@ tasks one run is one draw of a race between learning the cue and memorising the 
 learnability suite). This tool caches, once per task, `--copies` augmented copies of each training video (the
 suite's processor with `training=True`, one copy per epoch in turn) and the eval-mode test clips, then trains the
 audio-visual small config with the small recipe (`examples/presets.py`: AdamW with weight decay on matrices only,
-linear warm-up + cosine, gradient clipping, the fusion layers' own rates, batch 8) on one thread, a minute or two a
-run. Per run it prints the test accuracy, the picture value the visual logit term reads on the test clips and on
+linear warm-up + cosine, gradient clipping, the fusion layers' own rates, batch 8) on one thread, 3-4 minutes a
+run (two at a time on 2 cores). Per run it prints the test accuracy, the picture value the visual logit term reads on the test clips and on
 the training clips (a large gap: memorisation), and a logistic-regression probe of the picture value on F_v's
 snippet mean (did the Video Swin learn the cue at all?). The README's cached-clip tables came from it.
 
