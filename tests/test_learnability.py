@@ -137,6 +137,32 @@ def test_fast_learnability_subset(tmp_path):
     assert 0.25 <= audio["accuracy"] <= 0.6, audio
 
 
+def test_evaluation_set_adds_an_independent_draw_of_unseen_videos(tmp_path):
+    """The suite's extra held-out videos: the split's test videos plus every video of another draw of the task,
+    none of them a training video or a repeat."""
+    import hashlib
+
+    import learnability
+
+    from emotions_hf.data.loading import load_prepared
+
+    tiny = {"duration": (1.0, 1.2), "size": 32}
+    dataset = learnability.prepared_task(tmp_path, "pattern-band", videos_per_class=4, data_seed=0, **tiny)
+    split = load_prepared(dataset, "all")
+    assert len(learnability.evaluation_set(tmp_path, "pattern-band", dataset, 0, 0, **tiny)) == len(split["test"])
+    test_set = learnability.evaluation_set(tmp_path, "pattern-band", dataset, 3, 0, **tiny)
+    assert len(test_set) == len(split["test"]) + 3 * len(LABELS)
+    assert sorted(list(test_set["label"])) == sorted(list(split["test"]["label"]) + [k for k in range(len(LABELS))] * 3)
+
+    def digests(rows):
+        return {hashlib.sha256(Path(video["path"]).read_bytes()).hexdigest() for video in rows["video"]}
+
+    assert not digests(test_set) & digests(split["train"])
+    assert len(digests(test_set)) == len(test_set)  # the other draw repeats no video either
+    with pytest.raises(ValueError, match="0 \\(none\\) or 2 or more"):
+        learnability.evaluation_set(tmp_path, "pattern-band", dataset, 1, 0, **tiny)
+
+
 def test_cached_clip_trainer_caches_once_and_learns_an_easy_task(tmp_path, monkeypatch):
     """bench/learnability_cached.py: the processor's clips are written once (a second call finds the file; another
     processor setting or model config override gets a file of its own, with its own shapes) and the plain-loop small
