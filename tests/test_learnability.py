@@ -152,7 +152,8 @@ def test_evaluation_set_adds_an_independent_draw_of_unseen_videos(tmp_path):
     assert len(learnability.evaluation_set(tmp_path, "pattern-band", dataset, 0, 0, **tiny)) == len(split["test"])
     test_set = learnability.evaluation_set(tmp_path, "pattern-band", dataset, 3, 0, **tiny)
     assert len(test_set) == len(split["test"]) + 3 * len(LABELS)
-    assert sorted(list(test_set["label"])) == sorted(list(split["test"]["label"]) + [k for k in range(len(LABELS))] * 3)
+    assert sorted(test_set["label"]) == sorted([*split["test"]["label"], *range(len(LABELS)), *range(len(LABELS)),
+                                                *range(len(LABELS))])
 
     def digests(rows):
         return {hashlib.sha256(Path(video["path"]).read_bytes()).hexdigest() for video in rows["video"]}
