@@ -103,7 +103,7 @@ def evaluation_set(work_dir: Path, task: str, dataset: Path, extra_videos_per_cl
     test = load_prepared(dataset, "all")["test"]
     if extra_videos_per_class == 0:
         return test
-    # both halves are used; an even split leaves neither empty, even at one video per class
+    # both halves are used; an even split leaves neither empty from two videos per class up
     extra = load_prepared(prepared_task(work_dir, task, extra_videos_per_class, EXTRA_TEST_SEED + data_seed,
                                         prepare_options={"test_fraction": 0.5}, **generate_options), "all")
     return concatenate_datasets([test, extra["train"], extra["test"]])
