@@ -1,6 +1,7 @@
 """examples/train.py's model config: the preset, then --config_overrides, flat or per sub-config."""
 
 import pytest
+from presets import SMALL_CONFIG
 from train import ModelArguments, build_config
 
 from emotions_hf.configuration_avcanet import AVCANetConfig
@@ -11,7 +12,7 @@ def test_overrides_change_single_fields_of_the_small_preset():
     config = build_config(ModelArguments(config_name="small", config_overrides=overrides), {})
     vision, audio = config.vision_config, config.audio_config
     assert (vision.image_size, vision.embed_dim, vision.depths, vision.drop_path_rate) == (48, 24, (1, 1), 0.0)
-    assert (audio.num_mfcc, audio.num_frames, audio.hidden_sizes) == (8, 16, (16, 32))
+    assert (audio.num_mfcc, audio.num_frames, audio.hidden_sizes) == (8, SMALL_CONFIG["audio_config"]["num_frames"], (16, 32))
     assert (config.num_snippets, config.hidden_size, config.lgf_dropout) == (4, 32, 0.1)
 
 

@@ -21,7 +21,8 @@ def test_every_parameter_but_the_loss_buffers_has_a_branch():
 def test_one_step_records_gradients_per_branch_and_the_spread_of_each_encoder():
     model = _small_model().train()
     stats = BranchStatsCallback(model)
-    pixels, mfcc = torch.randn(3, 4, 2, 3, 32, 32), torch.randn(3, 4, 16, 16)
+    audio = model.config.audio_config
+    pixels, mfcc = torch.randn(3, 4, 2, 3, 32, 32), torch.randn(3, 4, audio.num_frames, audio.num_mfcc)
     model(pixel_values=pixels, input_features=mfcc, labels=torch.tensor([0, 1, 2])).loss.backward()
     stats.on_pre_optimizer_step(None, SimpleNamespace(global_step=0), None)
     record = stats.history[-1]
@@ -30,7 +31,7 @@ def test_one_step_records_gradients_per_branch_and_the_spread_of_each_encoder():
     # the same clip and sound for every snippet of every sample (and no dropout): what a collapsed encoder outputs
     model.eval()
     model(pixel_values=pixels[:1, :1].expand(3, 4, 2, 3, 32, 32),
-          input_features=mfcc[:1, :1].expand(3, 4, 16, 16), labels=torch.tensor([0, 1, 2])).loss.backward()
+          input_features=mfcc[:1, :1].expand_as(mfcc), labels=torch.tensor([0, 1, 2])).loss.backward()
     stats.on_pre_optimizer_step(None, SimpleNamespace(global_step=1), None)
     assert stats.history[-1]["feature_spread_video"] < 1e-3
     stats.remove()
